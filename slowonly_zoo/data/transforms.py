@@ -1,0 +1,212 @@
+"""Spatial transforms of the upstream test pipeline, on uint8 frames.
+
+Everything here works on a stack of frames ``(n, H, W, C)`` (``torch.uint8``) and reproduces the exact integer
+arithmetic of the upstream operators:
+
+* :func:`resize_short_side_size` is mmcv's ``Resize(scale=(-1, S), keep_ratio=True)`` size rule.
+* :func:`resize_linear` is OpenCV's ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on uint8, bit for bit: the
+  11-bit fixed-point separable bilinear filter (horizontal pass to int32, vertical pass that, like OpenCV's SIMD
+  kernel, pre-shifts by 4 and takes the high 16 bits of each 16-bit product for the first ``8 * floor(width / 8)``
+  row elements and uses the exact 22-bit rounding shift for the tail), and the 2x2 box average OpenCV switches to
+  for an exact 2x downscale.
+* :func:`three_crop_offsets` / :func:`center_crop_offset` are mmaction2's ``ThreeCrop`` / ``CenterCrop``.
+* :func:`normalize_rgb` / :func:`normalize_flow` are mmcv's ``imnormalize_`` (``(x - mean) * (1 / std)`` in float32)
+  and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division).
+* :func:`format_views` is ``FormatShape('NCTHW')``: views ordered crop-major (view = crop * num_clips + clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "COEF_BITS",
+    "center_crop_offset",
+    "format_views",
+    "linear_coefficients",
+    "normalize_flow",
+    "normalize_rgb",
+    "resize_linear",
+    "resize_short_side_size",
+    "three_crop_offsets",
+]
+
+COEF_BITS = 11
+"""OpenCV's ``INTER_RESIZE_COEF_BITS``: bilinear weights are integers summing to about ``1 << 11``."""
+_COEF_SCALE = 1 << COEF_BITS
+_SIMD_LANES_I16 = 8
+"""int16 lanes of OpenCV's baseline (128-bit) vector unit, which runs the vertical pass of uint8 ``INTER_LINEAR``."""
+
+
+def resize_short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """New ``(height, width)`` of mmcv ``Resize(scale=(-1, short_side), keep_ratio=True)``.
+
+    The factor is ``short_side / min(h, w)`` (a Python float) and each side becomes ``int(side * factor + 0.5)``,
+    e.g. 320x426 -> 256x341 and 100x176 -> 256x451.
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"frame size must be positive, got {height}x{width}")
+    # mmcv rescale_size: scale (inf, S) -> factor min(max_long / long, S / short) = S / short.
+    factor = min(float("inf") / max(height, width), short_side / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def linear_coefficients(src_size: int, dst_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices ``(i0, i1)`` and 11-bit weights ``(2, dst_size)`` of OpenCV's uint8 bilinear along one axis.
+
+    Follows ``cv::resize``'s table set-up: the source coordinate ``(d + 0.5) * scale - 0.5`` is computed in double
+    with ``scale = 1 / (dst / src)`` and stored as float32; the weights are ``round((1 - f) * 2048)`` and
+    ``round(f * 2048)`` computed in float32 (ties to even). Coordinates left of the image use weight (2048, 0) on
+    pixel 0 along the horizontal axis; the vertical axis keeps its fraction and reads the clamped row twice, as
+    OpenCV does. Both cases are handled by the caller through ``i0``/``i1`` (clamped here) and the weights.
+    """
+    scale = 1.0 / (dst_size / src_size)
+    d = np.arange(dst_size, dtype=np.float64)
+    f = ((d + 0.5) * scale - 0.5).astype(np.float32)
+    s = np.floor(f).astype(np.int64)
+    f = (f - s.astype(np.float32)).astype(np.float32)
+    return s, f, np.array(scale)
+
+
+def _axis_tables(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    s, f, _ = linear_coefficients(src_size, dst_size)
+    if clamp_fraction:  # horizontal axis: OpenCV sets fx = 0 and clamps sx at both borders
+        low = s < 0
+        high = s >= src_size - 1
+        f = np.where(low | high, np.float32(0.0), f).astype(np.float32)
+        s = np.where(low, 0, np.where(high, src_size - 1, s))
+    one = np.float32(1.0)
+    w0 = np.rint((one - f) * np.float32(_COEF_SCALE)).astype(np.int32)
+    w1 = np.rint(f * np.float32(_COEF_SCALE)).astype(np.int32)
+    i0 = np.clip(s, 0, src_size - 1)
+    i1 = np.clip(s + 1, 0, src_size - 1)
+    return (torch.from_numpy(i0), torch.from_numpy(i1), torch.from_numpy(w0), torch.from_numpy(w1))
+
+
+def _box2x(frames: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``INTER_AREA`` fast path for an exact 2x downscale: ``(a + b + c + d + 2) >> 2``."""
+    x = frames.to(torch.int32)
+    s = x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]
+    return ((s + 2) >> 2).to(torch.uint8)
+
+
+def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize uint8 frames ``(n, H, W, C)`` to ``size = (new_h, new_w)`` exactly like ``cv2.resize(INTER_LINEAR)``.
+
+    Returns a new contiguous uint8 tensor ``(n, new_h, new_w, C)``. Same size returns a copy.
+    """
+    if frames.dtype != torch.uint8 or frames.dim() != 4:
+        raise TypeError(f"resize_linear expects a uint8 tensor (n, H, W, C), got {frames.dtype} {tuple(frames.shape)}")
+    n, h, w, c = frames.shape
+    new_h, new_w = int(size[0]), int(size[1])
+    if new_h <= 0 or new_w <= 0:
+        raise ValueError(f"target size must be positive, got {new_h}x{new_w}")
+    if (new_h, new_w) == (h, w):
+        return frames.clone()
+    if w == 2 * new_w and h == 2 * new_h and c != 2:
+        return _box2x(frames)
+
+    xi0, xi1, xw0, xw1 = _axis_tables(w, new_w, clamp_fraction=True)
+    yi0, yi1, yw0, yw1 = _axis_tables(h, new_h, clamp_fraction=False)
+
+    # Horizontal pass, only on the source rows the vertical pass reads: int32 (n, rows, new_w, C).
+    rows, inverse = torch.unique(torch.cat([yi0, yi1]), return_inverse=True)
+    src = frames.index_select(1, rows)
+    a = src.index_select(2, xi0).to(torch.int32)
+    a.mul_(xw0.view(1, 1, -1, 1))
+    b = src.index_select(2, xi1).to(torch.int32)
+    b.mul_(xw1.view(1, 1, -1, 1))
+    horiz = a.add_(b)
+    del b
+    r0 = horiz.index_select(1, inverse[:new_h])
+    r1 = horiz.index_select(1, inverse[new_h:])
+    b0 = yw0.view(1, -1, 1, 1)
+    b1 = yw1.view(1, -1, 1, 1)
+
+    # Vertical pass. The row of new_w * C values is split where OpenCV's vector loop stops.
+    r0 = r0.reshape(n, new_h, new_w * c)
+    r1 = r1.reshape(n, new_h, new_w * c)
+    b0 = b0.view(1, -1, 1)
+    b1 = b1.view(1, -1, 1)
+    width = new_w * c
+    split = (width // _SIMD_LANES_I16) * _SIMD_LANES_I16
+    out = torch.empty((n, new_h, width), dtype=torch.int32)
+    if split:
+        v0 = ((r0[..., :split] >> 4) * b0) >> 16
+        v1 = ((r1[..., :split] >> 4) * b1) >> 16
+        out[..., :split] = (v0.add_(v1).add_(2)) >> 2
+    if split < width:
+        t = r0[..., split:] * b0 + r1[..., split:] * b1
+        out[..., split:] = (t + (1 << (2 * COEF_BITS - 1))) >> (2 * COEF_BITS)
+    return out.clamp_(0, 255).to(torch.uint8).view(n, new_h, new_w, c)
+
+
+def three_crop_offsets(height: int, width: int, crop_size: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of mmaction2 ``ThreeCrop(crop_size)``: [left/top, right/bottom, middle].
+
+    Like upstream it requires one side to equal ``crop_size`` (``ThreeCrop`` asserts it); the crops then slide
+    along the other side at offsets ``[0, 2 * step, step]`` with ``step = (side - crop_size) // 2``.
+    """
+    if height != crop_size and width != crop_size:
+        raise ValueError(
+            f"ThreeCrop({crop_size}) needs one side of the frame to equal {crop_size}, got {height}x{width}; "
+            "resize the short side to the crop size first (or use a protocol with resize_short set)"
+        )
+    if height == crop_size:  # landscape (or square): crops slide along the width
+        if width < crop_size:
+            raise ValueError(f"ThreeCrop({crop_size}) cannot crop a {height}x{width} frame")
+        step = (width - crop_size) // 2
+        return [(0, 0), (0, 2 * step), (0, step)]
+    if height < crop_size:
+        raise ValueError(f"ThreeCrop({crop_size}) cannot crop a {height}x{width} frame")
+    step = (height - crop_size) // 2
+    return [(0, 0), (2 * step, 0), (step, 0)]
+
+
+def center_crop_offset(height: int, width: int, crop_h: int, crop_w: int | None = None) -> tuple[int, int]:
+    """``(top, left)`` of mmaction2 ``CenterCrop``: ``((H - ch) // 2, (W - cw) // 2)``.
+
+    Upstream clips the crop box to the frame when the frame is smaller; we raise instead, since a smaller crop
+    would silently change the model input size.
+    """
+    crop_w = crop_h if crop_w is None else crop_w
+    if height < crop_h or width < crop_w:
+        raise ValueError(f"CenterCrop({crop_h}x{crop_w}) cannot crop a {height}x{width} frame")
+    return (height - crop_h) // 2, (width - crop_w) // 2
+
+
+def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """mmcv ``imnormalize_``: ``(x - mean) * (1 / std)`` in float32, channel order kept (RGB).
+
+    ``mean`` and ``1 / std`` are computed in float64 and rounded to float32 (OpenCV's ``subtract``/``multiply`` with
+    a float64 scalar on a float32 image convert the scalar to the image depth first). Works on any ``(..., C)``.
+    """
+    mean32 = torch.tensor(np.asarray(mean, dtype=np.float64).astype(np.float32))
+    inv32 = torch.tensor((1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32))
+    x = frames.to(torch.float32)
+    x.sub_(mean32).mul_(inv32)
+    return x
+
+
+def normalize_flow(frames: torch.Tensor, mean: float = 128.0, std: float = 128.0) -> torch.Tensor:
+    """mmaction2 flow ``Normalize``: ``(x - mean) / std`` in float32 by division (not by a reciprocal)."""
+    x = frames.to(torch.float32)
+    x.sub_(float(np.float32(mean))).div_(float(np.float32(std)))
+    return x
+
+
+def format_views(crops: torch.Tensor, num_clips: int, clip_len: int) -> torch.Tensor:
+    """``FormatShape('NCTHW')``: ``(num_crops * num_clips * clip_len, H, W, C)`` -> ``(V, C, T, H, W)``.
+
+    The input frames are ordered crop-major, then clip, then time; view ``v = crop * num_clips + clip``.
+    """
+    total, h, w, c = crops.shape
+    per_crop = num_clips * clip_len
+    if total % per_crop:
+        raise ValueError(f"{total} frames are not a whole number of {num_clips} clips x {clip_len} frames")
+    x = crops.view(total // per_crop, num_clips, clip_len, h, w, c)
+    x = x.permute(0, 1, 5, 2, 3, 4)
+    return x.reshape(-1, c, clip_len, h, w)
