@@ -38,14 +38,12 @@ def build_architecture(entry: ModelEntry, **kwargs: Any) -> SlowOnly:
 def adapt_input_channels(stem_weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     """Adapt a (64, C, kT, kH, kW) stem kernel to ``in_chans`` input channels.
 
-    One channel sums the kernel over its inputs; other counts tile the existing channels and rescale by
-    ``C / in_chans``, so a constant input gives the same response as before.
+    Every new input channel gets the kernel summed over the old channels divided by ``in_chans``: the stem's
+    response to an input that is the same on every channel is unchanged, whatever the two channel counts
+    (RGB <-> flow <-> grey). Fine-tuning then learns the per-channel differences.
     """
-    old = stem_weight.shape[1]
-    if in_chans == 1:
-        return stem_weight.sum(dim=1, keepdim=True)
-    index = torch.arange(in_chans) % old
-    return stem_weight[:, index] * (old / in_chans)
+    summed = stem_weight.sum(dim=1, keepdim=True) / in_chans
+    return summed.expand(-1, in_chans, -1, -1, -1).contiguous()
 
 
 def create_model(

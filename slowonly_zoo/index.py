@@ -74,6 +74,7 @@ _IN_CHANNELS = {"rgb": 3, "flow": 2}
 _CROPS = {"three": 3, "center": 1}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _HEX8_RE = re.compile(r"^[0-9a-f]{8}$")
+_YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~8x faster where PyYAML has it
 
 
 class ModelIndexError(ValueError):
@@ -116,6 +117,8 @@ class Architecture:
 @dataclass(frozen=True)
 class TestProtocol:
     """mmaction2's test pipeline for this checkpoint (spec §3.3): how to turn one video into views."""
+
+    __test__ = False  # not a pytest test class, whatever its name
 
     num_clips: int  #: clips sampled uniformly over the video (``SampleFrames(test_mode=True)``)
     clip_len: int
@@ -690,7 +693,7 @@ def _absolutise_labels(e: ModelEntry, base: Path) -> ModelEntry:
 
 def _parse_index_text(text: str, origin: str) -> list[ModelEntry]:
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         raise ModelIndexError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(doc, Mapping) or not isinstance(doc.get("Models"), list):

@@ -74,6 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, head_only: bool) -> None:
         path = self.path.split("?", 1)[0]
         with self.server.lock:
+            self.server.arrivals.append((self.command, path))
             route = self.server.routes.get(path)
             fault = route.faults.pop(0) if (route and route.faults and not head_only) else None
         if route is None:
@@ -158,6 +159,7 @@ class _Server(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, Route] = {}
         self.log: list[RequestLog] = []
+        self.arrivals: list[tuple[str, str]] = []  # (method, path) when a request arrives (log: when it ends)
         self.lock = threading.Lock()
 
 
@@ -166,7 +168,8 @@ class LoopbackServer:
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="loopback-http", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="loopback-http", daemon=True)
 
     def __enter__(self) -> "LoopbackServer":
         self._thread.start()
@@ -195,10 +198,26 @@ class LoopbackServer:
         with self._server.lock:
             self._server.routes[path].faults.extend(faults)
 
+    def _settle(self, timeout: float = 3.0) -> None:
+        """Wait until every request that has arrived is logged (a client may finish reading first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._server.lock:
+                if len(self._server.log) >= len(self._server.arrivals):
+                    return
+            time.sleep(0.005)
+
     def requests(self, path: str | None = None, method: str | None = None) -> list[RequestLog]:
+        """Finished requests (after waiting briefly for those still being answered), oldest first."""
+        self._settle()
         with self._server.lock:
             return [r for r in self._server.log
                     if (path is None or r.path == path) and (method is None or r.method == method)]
+
+    def arrived(self, path: str, method: str = "GET") -> int:
+        """How many ``method`` requests for ``path`` have arrived (including ones still being answered)."""
+        with self._server.lock:
+            return sum(1 for m, p in self._server.arrivals if m == method and p == path)
 
     def gets(self, path: str | None = None) -> list[RequestLog]:
         return self.requests(path, "GET")
@@ -206,3 +225,4 @@ class LoopbackServer:
     def clear_log(self) -> None:
         with self._server.lock:
             self._server.log.clear()
+            self._server.arrivals.clear()

@@ -26,27 +26,39 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if TYPE_CHECKING:
+    from slowonly_zoo.index import Architecture, Checkpoint, ModelEntry, ReportedResult, TestProtocol
 
-from slowonly_zoo.index import (  # noqa: E402  (after the sys.path line so a plain checkout works)
-    FLOW_MEAN,
-    FLOW_STD,
-    RGB_MEAN,
-    RGB_STD,
-    Architecture,
-    Checkpoint,
-    ModelEntry,
-    ReportedResult,
-    TestProtocol,
-)
+
+def _load_index_module() -> ModuleType:
+    """``slowonly_zoo/index.py`` without importing the package: its ``__init__`` loads the very index this
+    script writes (and imports torch). Reuses the package's module when it is already imported (tests)."""
+    loaded = sys.modules.get("slowonly_zoo.index")
+    if loaded is not None:
+        return loaded
+    path = Path(__file__).resolve().parents[1] / "slowonly_zoo" / "index.py"
+    spec = importlib.util.spec_from_file_location("_slowonly_zoo_index_for_build", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+_index = _load_index_module()
+FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD = _index.FLOW_MEAN, _index.FLOW_STD, _index.RGB_MEAN, _index.RGB_STD
+Architecture, Checkpoint, ModelEntry = _index.Architecture, _index.Checkpoint, _index.ModelEntry  # noqa: F811
+ReportedResult, TestProtocol = _index.ReportedResult, _index.TestProtocol  # noqa: F811
 
 COLLECTION = "SlowOnly"
 CONFIG_DIR = "configs/recognition/slowonly/"
@@ -154,32 +166,55 @@ _PLAIN_RF = "{:05}.jpg"  # Jester, Something-Something V1
 
 # fmt: off
 CONFIG_FACTS: dict[str, ConfigFacts] = {
-    # K400 RGB                                                           depth NL    mod    pool1 T  iv  format       tmpl       resize crop    size
-    "slowonly_r50_4x16x1_256e_kinetics400_rgb":             ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_r50_video_4x16x1_256e_kinetics400_rgb":       ConfigFacts(50, False, "rgb", True, 4, 16, "video", None, 256, "three", 256),
-    "slowonly_r50_8x8x1_256e_kinetics400_rgb":              ConfigFacts(50, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_imagenet_pretrained_r50_4x16x1_150e_kinetics400_rgb": ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_imagenet_pretrained_r50_8x8x1_150e_kinetics400_rgb":  ConfigFacts(50, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_nl_embedded_gaussian_r50_4x16x1_150e_kinetics400_rgb": ConfigFacts(50, True, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_nl_embedded_gaussian_r50_8x8x1_150e_kinetics400_rgb":  ConfigFacts(50, True, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_r50_4x16x1_256e_kinetics400_flow":            ConfigFacts(50, False, "flow", True, 4, 16, "rawframes", _FLOW_RF, 256, "three", 256),
-    "slowonly_r50_8x8x1_256e_kinetics400_flow":             ConfigFacts(50, False, "flow", True, 8, 8, "rawframes", _FLOW_RF, 256, "three", 256),
-    "slowonly_r50_randomresizedcrop_340x256_4x16x1_256e_kinetics400_rgb": ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_r101_8x8x1_196e_kinetics400_rgb":             ConfigFacts(101, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
+    # fields: depth, non_local, modality, with_pool1, clip_len, frame_interval, data_format, filename_tmpl,
+    #         resize_short, crop, crop_size
+    # Kinetics-400 RGB and flow
+    "slowonly_r50_4x16x1_256e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_r50_video_4x16x1_256e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 4, 16, "video", None, 256, "three", 256),
+    "slowonly_r50_8x8x1_256e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_imagenet_pretrained_r50_4x16x1_150e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_imagenet_pretrained_r50_8x8x1_150e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_nl_embedded_gaussian_r50_4x16x1_150e_kinetics400_rgb":
+        ConfigFacts(50, True, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_nl_embedded_gaussian_r50_8x8x1_150e_kinetics400_rgb":
+        ConfigFacts(50, True, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_r50_4x16x1_256e_kinetics400_flow":
+        ConfigFacts(50, False, "flow", True, 4, 16, "rawframes", _FLOW_RF, 256, "three", 256),
+    "slowonly_r50_8x8x1_256e_kinetics400_flow":
+        ConfigFacts(50, False, "flow", True, 8, 8, "rawframes", _FLOW_RF, 256, "three", 256),
+    "slowonly_r50_randomresizedcrop_340x256_4x16x1_256e_kinetics400_rgb":
+        ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_r101_8x8x1_196e_kinetics400_rgb":
+        ConfigFacts(101, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
     # K600 / K700: videos pre-resized to short side 256, no Resize at test time (spec §0.4)
-    "slowonly_r50_video_8x8x1_256e_kinetics600_rgb":        ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
-    "slowonly_r50_video_8x8x1_256e_kinetics700_rgb":        ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
+    "slowonly_r50_video_8x8x1_256e_kinetics600_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
+    "slowonly_r50_video_8x8x1_256e_kinetics700_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
     # GYM99: the flow model tests with CenterCrop (10 views, spec §0.3)
-    "slowonly_imagenet_pretrained_r50_4x16x1_120e_gym99_rgb": ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_k400_pretrained_r50_4x16x1_120e_gym99_flow":  ConfigFacts(50, False, "flow", True, 4, 16, "rawframes", _FLOW_RF, 256, "center", 256),
+    "slowonly_imagenet_pretrained_r50_4x16x1_120e_gym99_rgb":
+        ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_k400_pretrained_r50_4x16x1_120e_gym99_flow":
+        ConfigFacts(50, False, "flow", True, 4, 16, "rawframes", _FLOW_RF, 256, "center", 256),
     # Jester: named 8x8x1 but samples 8 frames at interval 4 (spec §0.5)
-    "slowonly_imagenet_pretrained_r50_8x8x1_64e_jester_rgb": ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _PLAIN_RF, 256, "three", 256),
-    "slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb": ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_k400_pretrained_r50_8x4x1_40e_hmdb51_rgb":    ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_imagenet_pretrained_r50_8x4x1_64e_ucf101_rgb": ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
-    "slowonly_k400_pretrained_r50_8x4x1_40e_ucf101_rgb":    ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_imagenet_pretrained_r50_8x8x1_64e_jester_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _PLAIN_RF, 256, "three", 256),
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_k400_pretrained_r50_8x4x1_40e_hmdb51_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_ucf101_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
+    "slowonly_k400_pretrained_r50_8x4x1_40e_ucf101_rgb":
+        ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
     # Something-Something V1: no stem max-pool, short side 128, ThreeCrop(128) (spec §0.2)
-    "slowonly_imagenet_pretrained_r50_8x4x1_64e_sthv1_rgb": ConfigFacts(50, False, "rgb", False, 8, 4, "rawframes", _PLAIN_RF, 128, "three", 128),
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_sthv1_rgb":
+        ConfigFacts(50, False, "rgb", False, 8, 4, "rawframes", _PLAIN_RF, 128, "three", 128),
 }
 # fmt: on
 
@@ -519,8 +554,9 @@ def build_entries(text: str) -> list[ModelEntry]:
 
 HEADER = """\
 # slowonly-zoo model index. GENERATED by tools/build_index.py from mmaction2's SlowOnly README
-# (0.x branch, configs/recognition/slowonly/README.md; input sha256 {sha}). Do not edit by hand:
-# change the script's hand-kept tables and regenerate (tests/test_index.py checks they agree).
+# (0.x branch, configs/recognition/slowonly/README.md). Do not edit by hand: change the script's hand-kept
+# tables and regenerate (tests/test_index.py checks that they agree).
+# README sha256: {sha}
 #
 # Layout: OpenMMLab / Papers-with-Code model index ("Collections", "Models"), extended for a video zoo.
 # Per model (slowonly_zoo.index.ModelEntry field in brackets):
@@ -549,6 +585,18 @@ HEADER = """\
 """
 
 
+class _Dumper(yaml.SafeDumper):
+    """Block style, except lists of numbers (Mean, Std, Member Weights), which read better on one line."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    numeric = bool(data) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=numeric)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
 def render(readme_text: str) -> str:
     """The complete model_index.yml text for a README text."""
     entries = build_entries(readme_text)
@@ -565,7 +613,9 @@ def render(readme_text: str) -> str:
         ],
         "Models": [e.to_index_dict() for e in entries],
     }
-    body = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False)
+    body = yaml.dump(
+        doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False
+    )
     sha = hashlib.sha256(readme_text.encode("utf-8")).hexdigest()
     return HEADER.format(sha=sha) + body
 

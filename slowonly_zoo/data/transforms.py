@@ -5,10 +5,10 @@ arithmetic of the upstream operators:
 
 * :func:`resize_short_side_size` is mmcv's ``Resize(scale=(-1, S), keep_ratio=True)`` size rule.
 * :func:`resize_linear` is OpenCV's ``cv2.resize(..., interpolation=cv2.INTER_LINEAR)`` on uint8, bit for bit: the
-  11-bit fixed-point separable bilinear filter (horizontal pass to int32, vertical pass that, like OpenCV's SIMD
-  kernel, pre-shifts by 4 and takes the high 16 bits of each 16-bit product for the first ``8 * floor(width / 8)``
-  row elements and uses the exact 22-bit rounding shift for the tail), and the 2x2 box average OpenCV switches to
-  for an exact 2x downscale.
+  11-bit fixed-point separable bilinear filter (horizontal pass to int32; vertical pass that pre-shifts by 4, keeps
+  the high 16 bits of each 16-bit product and rounds by 2 bits, as OpenCV's vector kernel and its scalar tail both
+  do), and the 2x2 box average OpenCV switches to for an exact 2x downscale. Checked bit-exact against OpenCV
+  4.10 and 5.0.
 * :func:`three_crop_offsets` / :func:`center_crop_offset` are mmaction2's ``ThreeCrop`` / ``CenterCrop``.
 * :func:`normalize_rgb` / :func:`normalize_flow` are mmcv's ``imnormalize_`` (``(x - mean) * (1 / std)`` in float32)
   and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division).
@@ -37,8 +37,6 @@ __all__ = [
 COEF_BITS = 11
 """OpenCV's ``INTER_RESIZE_COEF_BITS``: bilinear weights are integers summing to about ``1 << 11``."""
 _COEF_SCALE = 1 << COEF_BITS
-_SIMD_LANES_I16 = 8
-"""int16 lanes of OpenCV's baseline (128-bit) vector unit, which runs the vertical pass of uint8 ``INTER_LINEAR``."""
 
 
 def resize_short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -54,36 +52,34 @@ def resize_short_side_size(height: int, width: int, short_side: int) -> tuple[in
     return int(height * factor + 0.5), int(width * factor + 0.5)
 
 
-def linear_coefficients(src_size: int, dst_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source indices ``(i0, i1)`` and 11-bit weights ``(2, dst_size)`` of OpenCV's uint8 bilinear along one axis.
+def linear_coefficients(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[np.ndarray, ...]:
+    """Source indices ``i0, i1`` and 11-bit weights ``w0, w1`` (each ``(dst_size,)``) of OpenCV's uint8 bilinear.
 
     Follows ``cv::resize``'s table set-up: the source coordinate ``(d + 0.5) * scale - 0.5`` is computed in double
-    with ``scale = 1 / (dst / src)`` and stored as float32; the weights are ``round((1 - f) * 2048)`` and
-    ``round(f * 2048)`` computed in float32 (ties to even). Coordinates left of the image use weight (2048, 0) on
-    pixel 0 along the horizontal axis; the vertical axis keeps its fraction and reads the clamped row twice, as
-    OpenCV does. Both cases are handled by the caller through ``i0``/``i1`` (clamped here) and the weights.
+    with ``scale = 1 / (dst / src)`` and stored as float32; ``s = floor``, ``f`` the float32 remainder; the weights
+    are ``round((1 - f) * 2048)`` and ``round(f * 2048)`` in float32, ties to even. Along the horizontal axis
+    (``clamp_fraction=True``) OpenCV clamps ``s`` to the image and sets ``f = 0`` at both borders; along the vertical
+    axis it keeps ``f`` and reads the clamped row twice. Out-of-image indices are clamped here.
     """
     scale = 1.0 / (dst_size / src_size)
     d = np.arange(dst_size, dtype=np.float64)
     f = ((d + 0.5) * scale - 0.5).astype(np.float32)
     s = np.floor(f).astype(np.int64)
-    f = (f - s.astype(np.float32)).astype(np.float32)
-    return s, f, np.array(scale)
-
-
-def _axis_tables(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    s, f, _ = linear_coefficients(src_size, dst_size)
-    if clamp_fraction:  # horizontal axis: OpenCV sets fx = 0 and clamps sx at both borders
+    f = f - s.astype(np.float32)
+    if clamp_fraction:
         low = s < 0
         high = s >= src_size - 1
         f = np.where(low | high, np.float32(0.0), f).astype(np.float32)
         s = np.where(low, 0, np.where(high, src_size - 1, s))
-    one = np.float32(1.0)
-    w0 = np.rint((one - f) * np.float32(_COEF_SCALE)).astype(np.int32)
+    w0 = np.rint((np.float32(1.0) - f) * np.float32(_COEF_SCALE)).astype(np.int32)
     w1 = np.rint(f * np.float32(_COEF_SCALE)).astype(np.int32)
     i0 = np.clip(s, 0, src_size - 1)
     i1 = np.clip(s + 1, 0, src_size - 1)
-    return (torch.from_numpy(i0), torch.from_numpy(i1), torch.from_numpy(w0), torch.from_numpy(w1))
+    return i0, i1, w0, w1
+
+
+def _axis_tables(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.from_numpy(t) for t in linear_coefficients(src_size, dst_size, clamp_fraction))
 
 
 def _box2x(frames: torch.Tensor) -> torch.Tensor:
@@ -111,37 +107,23 @@ def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
     xi0, xi1, xw0, xw1 = _axis_tables(w, new_w, clamp_fraction=True)
     yi0, yi1, yw0, yw1 = _axis_tables(h, new_h, clamp_fraction=False)
-
-    # Horizontal pass, only on the source rows the vertical pass reads: int32 (n, rows, new_w, C).
-    rows, inverse = torch.unique(torch.cat([yi0, yi1]), return_inverse=True)
-    src = frames.index_select(1, rows)
-    a = src.index_select(2, xi0).to(torch.int32)
-    a.mul_(xw0.view(1, 1, -1, 1))
-    b = src.index_select(2, xi1).to(torch.int32)
-    b.mul_(xw1.view(1, 1, -1, 1))
-    horiz = a.add_(b)
-    del b
-    r0 = horiz.index_select(1, inverse[:new_h])
-    r1 = horiz.index_select(1, inverse[new_h:])
-    b0 = yw0.view(1, -1, 1, 1)
-    b1 = yw1.view(1, -1, 1, 1)
-
-    # Vertical pass. The row of new_w * C values is split where OpenCV's vector loop stops.
-    r0 = r0.reshape(n, new_h, new_w * c)
-    r1 = r1.reshape(n, new_h, new_w * c)
-    b0 = b0.view(1, -1, 1)
-    b1 = b1.view(1, -1, 1)
-    width = new_w * c
-    split = (width // _SIMD_LANES_I16) * _SIMD_LANES_I16
-    out = torch.empty((n, new_h, width), dtype=torch.int32)
-    if split:
-        v0 = ((r0[..., :split] >> 4) * b0) >> 16
-        v1 = ((r1[..., :split] >> 4) * b1) >> 16
-        out[..., :split] = (v0.add_(v1).add_(2)) >> 2
-    if split < width:
-        t = r0[..., split:] * b0 + r1[..., split:] * b1
-        out[..., split:] = (t + (1 << (2 * COEF_BITS - 1))) >> (2 * COEF_BITS)
-    return out.clamp_(0, 255).to(torch.uint8).view(n, new_h, new_w, c)
+    xw0 = xw0.view(1, -1, 1).expand(1, new_w, c).contiguous()
+    xw1 = xw1.view(1, -1, 1).expand(1, new_w, c).contiguous()
+    yw0 = yw0.view(-1, 1, 1)
+    yw1 = yw1.view(-1, 1, 1)
+    out = torch.empty((n, new_h, new_w, c), dtype=torch.uint8)
+    # One frame at a time keeps the int32 intermediates in cache (and avoids page-faulting big fresh buffers).
+    for k in range(n):
+        frame = frames[k]
+        # Horizontal pass: int32 S[x0] * a0 + S[x1] * a1, then the >> 4 of the vertical kernel (done once per row).
+        horiz = frame.index_select(1, xi0).to(torch.int32).mul_(xw0)
+        horiz.add_(frame.index_select(1, xi1).to(torch.int32).mul_(xw1)).bitwise_right_shift_(4)
+        # Vertical pass, with OpenCV's arithmetic for 8-bit output (its vector kernel and its scalar tail agree):
+        # ((((S0 >> 4) * b0) >> 16) + (((S1 >> 4) * b1) >> 16) + 2) >> 2.
+        top = horiz.index_select(0, yi0).mul_(yw0).bitwise_right_shift_(16)
+        top.add_(horiz.index_select(0, yi1).mul_(yw1).bitwise_right_shift_(16)).add_(2).bitwise_right_shift_(2)
+        out[k] = top.clamp_(0, 255)
+    return out
 
 
 def three_crop_offsets(height: int, width: int, crop_size: int) -> list[tuple[int, int]]:

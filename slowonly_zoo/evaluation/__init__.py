@@ -1,0 +1,27 @@
+"""Reproducing reported numbers: metrics, the resumable per-video score store, the verify runner, fusion, reports."""
+
+from .fusion import ScoreMismatchError, fuse_files, fuse_tables
+from .metrics import compute_metrics, mean_class_accuracy, top_k_accuracy
+from .report import DEFAULT_TOLERANCE, exit_status, format_summary
+from .runner import BadInputError, EvalResult, evaluate, verify
+from .scores import RunMismatchError, ScoreTable, read_scores, write_scores
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "BadInputError",
+    "EvalResult",
+    "RunMismatchError",
+    "ScoreMismatchError",
+    "ScoreTable",
+    "compute_metrics",
+    "evaluate",
+    "exit_status",
+    "format_summary",
+    "fuse_files",
+    "fuse_tables",
+    "mean_class_accuracy",
+    "read_scores",
+    "top_k_accuracy",
+    "verify",
+    "write_scores",
+]

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .hashing import sha256_file, sha256_matches_prefix
 
@@ -168,12 +168,12 @@ def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
         return dict(fh.metadata() or {})
 
 
-def check_cached(name: str, *, source_sha256_prefix: str | None = None, full: bool = False) -> CacheCheck:
+def check_cached(name: str, *, source_sha256_prefixes: Sequence[str] = (), full: bool = False) -> CacheCheck:
     """Look ``name`` up in the cache.
 
     Cheap check (default): record and file exist, the size equals the recorded size, and the header metadata
-    names the same model and original sha256 as the record; with ``source_sha256_prefix`` the original must
-    also match the index's hash prefix. ``full=True`` additionally re-hashes the whole file.
+    names the same model and original sha256 as the record; with ``source_sha256_prefixes`` the original must
+    also match one of the index's hash prefixes. ``full=True`` additionally re-hashes the whole file.
     """
     path, record = weights_path(name), read_record(name)
     if record is None:
@@ -191,11 +191,12 @@ def check_cached(name: str, *, source_sha256_prefix: str | None = None, full: bo
         return CacheCheck(name, None, record, f"{path} is not a readable safetensors file ({exc})")
     if meta.get(META_NAME) != record.name or meta.get(META_SOURCE_SHA256) != record.original_sha256:
         return CacheCheck(name, None, record, f"{path} metadata does not match its record")
-    if not sha256_matches_prefix(record.original_sha256, source_sha256_prefix):
+    if source_sha256_prefixes and not any(sha256_matches_prefix(record.original_sha256, p)
+                                          for p in source_sha256_prefixes):
         return CacheCheck(
             name, None, record,
             f"cached weights come from a file with sha256 {record.original_sha256[:8]}…, "
-            f"the index expects {source_sha256_prefix}",
+            f"the index expects {' or '.join(source_sha256_prefixes)}",
         )
     if full:
         digest = sha256_file(path)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from filelock import FileLock
 
 from .hashing import CHUNK_SIZE, hash_file_into, new_hasher, sha256_file, sha256_matches_prefix
@@ -158,15 +159,16 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float, sh
         try:
             with open(part, mode) as out:
                 try:
-                    for chunk in response.iter_content(chunk_size=CHUNK_SIZE):
+                    # read1 hands over whatever has arrived, so bytes received before a drop are kept for resuming.
+                    while True:
+                        chunk = response.raw.read1(CHUNK_SIZE, decode_content=True)
                         if not chunk:
-                            continue
+                            break
                         out.write(chunk)
                         hasher.update(chunk)
                         received += len(chunk)
                         bar.update(len(chunk))
-                except (requests.ConnectionError, requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError) as exc:
+                except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
                     raise _Transient(f"connection lost after {received} bytes ({_describe(exc)})") from exc
         finally:
             bar.close()

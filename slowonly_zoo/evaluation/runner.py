@@ -1,0 +1,740 @@
+"""The verify loop: run a model over a test dataset with upstream's clip averaging, resumably and in parallel.
+
+:func:`evaluate` is the engine (any model, any dataset of ``Sample``-like items); :func:`verify` is what
+``slowonly-zoo verify`` calls: it builds the model and dataset for a zoo entry, evaluates, and writes the report.
+
+Speed: decoding and preprocessing run in DataLoader worker processes while the model runs; the views of several
+videos are stacked into one batch of up to ``batch_views`` views; on CUDA the batch is staged in pinned memory,
+copied asynchronously, run in channels_last_3d with cudnn benchmark (and bf16 autocast with ``amp=True``), and the
+results of one batch are collected while the next one runs.
+
+Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
+views, in float32, exactly as ``Recognizer3D`` does. A video's probabilities do not depend on which other videos share
+its batch.
+
+Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) each process takes the videos whose index
+is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so every video counts exactly once.
+The process group uses NCCL on CUDA and gloo on CPU; the long waits between ranks run on a gloo group with a
+timeout of ``SLOWONLY_ZOO_DIST_TIMEOUT`` seconds (default 21600).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .metrics import compute_metrics
+from .scores import SCORES_FILE, ScoreStore, ScoreTable, VideoRecord, check_run_info, read_records, read_scores, write_scores
+
+__all__ = ["BadInputError", "EvalResult", "evaluate", "verify", "sha256_file"]
+
+DEFAULT_BATCH_VIEWS = 60
+"""Views per forward pass by default: two 30-view videos."""
+
+
+class BadInputError(RuntimeError):
+    """A video could not be turned into views (``strict=True`` turns the first such video into this error)."""
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation produced. Metrics are in percent, over the videos that could be evaluated."""
+
+    out_dir: Path
+    scores_path: Path
+    table: ScoreTable
+    metrics: dict[str, float] | None
+    """``top1``, ``top5``, ``mean_class_accuracy`` (percent); None when no video could be evaluated."""
+    num_listed: int
+    """Videos in the annotation list."""
+    num_selected: int
+    """Videos asked for (the first ``limit`` of the list, or all)."""
+    num_resumed: int = 0
+    """Videos whose results came from an earlier (interrupted) run in the same output folder."""
+    seconds: float = 0.0
+    """Wall time of this run's evaluation loop (all ranks)."""
+    videos_per_second: float = 0.0
+    device: str = "cpu"
+    world_size: int = 1
+    settings: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+    """The content of ``results.json`` (set by :func:`verify`)."""
+    results_path: Path | None = None
+
+    @property
+    def num_evaluated(self) -> int:
+        return int(self.table.ids.shape[0])
+
+    @property
+    def failed(self) -> list[tuple[str, str]]:
+        """(video id, reason) of each video that could not be evaluated."""
+        return self.table.failed
+
+    @property
+    def num_failed(self) -> int:
+        return len(self.table.failed_ids)
+
+    @property
+    def verdict(self) -> str | None:
+        return None if self.report is None else self.report.get("verdict")
+
+
+# --------------------------------------------------------------------------------------------------- distributed
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    group: Any = None
+    """A gloo process group for the control messages (None: the default group, or not distributed)."""
+    initialized_here: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier(group=self.group)
+
+    def all_true(self, flag: bool) -> bool:
+        """True on every rank iff ``flag`` is True on every rank."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([0 if flag else 1], dtype=torch.int64)
+        torch.distributed.all_reduce(t, group=self.group)
+        return int(t.item()) == 0
+
+    def sum(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t, group=self.group)
+        return float(t.item())
+
+    def close(self) -> None:
+        if self.initialized_here and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _env_world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _setup_distributed(device: torch.device) -> _Dist:
+    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (env:// rendezvous), else a single-process context."""
+    world = _env_world_size()
+    if world <= 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run a single process")
+    timeout = timedelta(seconds=float(os.environ.get("SLOWONLY_ZOO_DIST_TIMEOUT", 6 * 3600)))
+    initialized_here = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timeout)
+        initialized_here = True
+    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
+    return _Dist(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        group=group,
+        initialized_here=initialized_here,
+    )
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+        if dev.index is None:
+            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if _env_world_size() > 1 else 0)
+    return dev
+
+
+# --------------------------------------------------------------------------------------------------- data side
+
+
+@dataclass
+class _Failure:
+    """Stands in for a dataset Sample when reading the item raised an exception."""
+
+    id: str
+    label: int
+    views: None = None
+    error: str | None = None
+
+
+class _Indexed(Dataset):
+    """The items ``indices`` of ``dataset``, each as ``(annotation index, sample)``; exceptions become failures."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int) -> tuple[int, Any]:
+        i = self.indices[j]
+        try:
+            return i, self.dataset[i]
+        except Exception as err:  # a bad item must not stop the run; it is recorded with its reason
+            return i, _Failure(id=f"<annotation line {i + 1}>", label=-1, error=f"{type(err).__name__}: {err}")
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        cv2.setNumThreads(1)
+
+
+def _views_of(sample: Any) -> tuple[torch.Tensor | None, str | None]:
+    """The sample's views as a float32 (V, C, T, H, W) tensor, or None and the reason it has none."""
+    err = getattr(sample, "error", None)
+    views = getattr(sample, "views", None)
+    if err is not None or views is None:
+        return None, str(err) if err is not None else "no views were produced"
+    t = torch.as_tensor(views)
+    if t.dim() != 5 or t.shape[0] == 0:
+        return None, f"views have shape {tuple(t.shape)}, expected (views, channels, frames, height, width)"
+    return t.float(), None
+
+
+# --------------------------------------------------------------------------------------------------- model side
+
+
+@dataclass
+class _Batch:
+    """Videos whose views were stacked into one forward pass, with their results on the way to the host."""
+
+    items: list[tuple[int, Any, int]]  # (annotation index, sample, number of views)
+    probs: torch.Tensor | None = None  # (videos, K) float32, on the host once ``event`` has fired
+    event: Any = None
+
+
+class _Engine:
+    """Runs stacked views through the model; per view softmax, per video mean (float32)."""
+
+    def __init__(self, model: nn.Module, device: torch.device, batch_views: int, amp: bool) -> None:
+        self.device = device
+        self.batch_views = batch_views
+        self.amp = amp
+        self.cuda = device.type == "cuda"
+        self.model = model.eval().to(device)
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+
+    def forward_views(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, H, W) host tensor → per-view probabilities (B, K) float32 on the device."""
+        out = []
+        for start in range(0, x.shape[0], self.batch_views):
+            chunk = x[start : start + self.batch_views]
+            if self.cuda:
+                chunk = chunk.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last_3d)
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                logits = self.model(chunk)
+            out.append(torch.softmax(logits.float(), dim=1))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def launch(self, items: list[tuple[int, Any, torch.Tensor]]) -> _Batch:
+        sizes = [v.shape[0] for _, _, v in items]
+        if self.cuda:
+            staged = torch.empty((sum(sizes), *items[0][2].shape[1:]), dtype=torch.float32, pin_memory=True)
+            torch.cat([v for _, _, v in items], out=staged)
+        else:
+            staged = items[0][2] if len(items) == 1 else torch.cat([v for _, _, v in items])
+        try:
+            probs = self.forward_views(staged)
+        except torch.cuda.OutOfMemoryError as err:
+            raise RuntimeError(
+                f"out of GPU memory running {staged.shape[0]} views at once; lower --batch-views (now "
+                f"{self.batch_views}) or use --amp"
+            ) from err
+        per_video = torch.stack([p.mean(dim=0) for p in torch.split(probs, sizes)])
+        batch = _Batch(items=[(i, s, n) for (i, s, _), n in zip(items, sizes)])
+        if self.cuda:
+            batch.probs = per_video.to("cpu", non_blocking=True)
+            batch.event = torch.cuda.Event()
+            batch.event.record()
+        else:
+            batch.probs = per_video
+        return batch
+
+    @staticmethod
+    def finish(batch: _Batch) -> list[tuple[int, Any, int, np.ndarray]]:
+        if batch.event is not None:
+            batch.event.synchronize()
+        probs = batch.probs.numpy()
+        return [(i, s, n, probs[k].copy()) for k, (i, s, n) in enumerate(batch.items)]
+
+
+def _default_workers(device: torch.device) -> int:
+    cpus = os.cpu_count() or 1
+    if device.type == "cuda":
+        return min(8, cpus)
+    return min(2, max(0, cpus // 2))
+
+
+# --------------------------------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Any,
+    *,
+    out_dir: str | Path,
+    batch_views: int = DEFAULT_BATCH_VIEWS,
+    num_workers: int | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    limit: int | None = None,
+    strict: bool = False,
+    progress: bool = True,
+    run_info: dict[str, Any] | None = None,
+    retry_failed: bool = False,
+) -> EvalResult:
+    """Evaluate ``model`` on ``dataset`` with upstream's ``average_clips='prob'``; resumable; torchrun-aware.
+
+    Args:
+        model: maps a float (B, C, T, H, W) batch of views to logits (B, K).
+        dataset: ``len()`` and ``dataset[i]`` → an item with ``id``, ``label``, ``views`` (float32 (V, C, T, H, W) or
+            None) and ``error`` (the reason when ``views`` is None), such as ``slowonly_zoo.data.TestDataset``.
+        out_dir: where the per-video records, ``run.json`` and ``scores.npz`` go. Results already recorded there
+            (by an interrupted run of the same evaluation) are reused, not recomputed.
+        batch_views: most views per forward pass; views of several videos are stacked up to this.
+        num_workers: DataLoader processes decoding and preprocessing (0: in this process). Default: up to 8 on
+            CUDA, up to 2 on CPU.
+        device: ``"cuda"``, ``"cpu"``, a torch.device, or None for CUDA when available.
+        amp: bf16 autocast for the model (the softmax and the averaging stay float32).
+        limit: evaluate only the first ``limit`` videos of the list.
+        strict: raise :class:`BadInputError` on the first video that cannot be read, instead of recording it.
+        progress: show a progress bar (videos/s, ETA) on rank 0.
+        run_info: what identifies this evaluation (model, checkpoint hash, protocol, ...); stored in ``run.json``,
+            and a resumed run must match it.
+        retry_failed: redo videos that an earlier run recorded as failed (e.g. after fixing the files).
+
+    Returns:
+        An :class:`EvalResult` (identical on every rank).
+    """
+    if batch_views < 1:
+        raise ValueError(f"batch_views must be >= 1, got {batch_views}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    out_dir = Path(out_dir)
+    dev = _resolve_device(device)
+    ctx = _setup_distributed(dev)
+    try:
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        num_listed = len(dataset)
+        num_selected = num_listed if limit is None else min(limit, num_listed)
+        info = {"num_videos": num_listed, "amp": bool(amp), **(run_info or {})}
+        if ctx.rank == 0:
+            check_run_info(out_dir, info)
+        ctx.barrier()
+        if ctx.rank != 0:
+            check_run_info(out_dir, info)
+        done = read_records(out_dir)
+        ctx.barrier()  # every rank has read the folder before any rank appends to it
+        skip = {i for i, r in done.items() if r.ok or not retry_failed}
+        mine = [i for i in range(ctx.rank, num_selected, ctx.world_size) if i not in skip]
+        resumed = sum(1 for i in range(num_selected) if i in skip)
+
+        workers = _default_workers(dev) if num_workers is None else num_workers
+        error: BaseException | None = None
+        t0 = time.perf_counter()
+        processed = 0
+        try:
+            processed = _run_shard(
+                model, dataset, mine, out_dir, ctx, dev, batch_views, workers, amp, strict, progress
+            )
+        except Exception as err:  # let the other ranks stop too, then re-raise
+            error = err
+        if not ctx.all_true(error is None):
+            if error is not None:
+                raise error
+            raise RuntimeError("another torchrun process failed (see its traceback); this one stops too")
+        seconds = time.perf_counter() - t0
+        total_processed = ctx.sum(float(processed))
+        seconds = ctx.sum(seconds) / ctx.world_size if ctx.enabled else seconds
+
+        scores_path = out_dir / SCORES_FILE
+        if ctx.rank == 0:
+            records = read_records(out_dir)
+            missing = [i for i in range(num_selected) if i not in records]
+            if missing:
+                raise RuntimeError(
+                    f"{len(missing)} videos have no recorded result (first: annotation index {missing[0]}); "
+                    f"the record files in {out_dir} are incomplete. Rerun the same command to finish them."
+                )
+            table = ScoreTable.from_records(records[i] for i in range(num_selected))
+            write_scores(scores_path, table)
+        ctx.barrier()
+        table = read_scores(scores_path)
+        metrics = compute_metrics(table.scores, table.labels) if table.ids.shape[0] else None
+        return EvalResult(
+            out_dir=out_dir,
+            scores_path=scores_path,
+            table=table,
+            metrics=metrics,
+            num_listed=num_listed,
+            num_selected=num_selected,
+            num_resumed=resumed,
+            seconds=seconds,
+            videos_per_second=total_processed / seconds if seconds > 0 else 0.0,
+            device=str(dev),
+            world_size=ctx.world_size,
+            settings={"batch_views": batch_views, "num_workers": workers, "amp": bool(amp), "strict": strict},
+        )
+    finally:
+        ctx.close()
+
+
+def _run_shard(
+    model: nn.Module,
+    dataset: Any,
+    indices: list[int],
+    out_dir: Path,
+    ctx: _Dist,
+    device: torch.device,
+    batch_views: int,
+    num_workers: int,
+    amp: bool,
+    strict: bool,
+    progress: bool,
+) -> int:
+    """Evaluate this rank's videos, appending each result to its record file. Returns the number processed."""
+    from tqdm.auto import tqdm
+
+    engine = _Engine(model, device, batch_views, amp)
+    loader = DataLoader(
+        _Indexed(dataset, indices),
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=_identity,
+        worker_init_fn=_worker_init if num_workers > 0 else None,
+        prefetch_factor=4 if num_workers > 0 else None,
+        persistent_workers=False,
+    )
+    desc = "verify" if not ctx.enabled else f"verify (rank 0 of {ctx.world_size})"
+    bar = tqdm(total=len(indices), unit="video", desc=desc, disable=not progress or ctx.rank != 0, dynamic_ncols=True)
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    processed = 0
+    failed = 0
+    pending: list[tuple[int, Any, torch.Tensor]] = []
+    pending_views = 0
+    inflight: _Batch | None = None
+
+    with ScoreStore(out_dir, rank=ctx.rank) as store:
+
+        def record(rec: VideoRecord) -> None:
+            nonlocal processed, failed
+            store.append(rec)
+            processed += 1
+            failed += not rec.ok
+            bar.update(1)
+            if failed:
+                bar.set_postfix(failed=failed, refresh=False)
+
+        def complete(batch: _Batch | None) -> None:
+            if batch is None:
+                return
+            for i, sample, n, probs in engine.finish(batch):
+                record(VideoRecord(i, str(sample.id), int(sample.label), "ok", scores=probs, views=n))
+
+        def flush() -> None:
+            nonlocal pending, pending_views, inflight
+            if not pending:
+                return
+            batch = engine.launch(pending)  # runs (asynchronously on CUDA) while the previous batch is collected
+            pending, pending_views = [], 0
+            complete(inflight)
+            inflight = batch
+
+        try:
+            with torch.inference_mode():
+                for i, sample in loader:
+                    views, reason = _views_of(sample)
+                    if views is None:
+                        sid = str(getattr(sample, "id", f"<annotation line {i + 1}>"))
+                        if strict:
+                            raise BadInputError(
+                                f"video {sid!r} (annotation line {i + 1}) cannot be evaluated: {reason}. "
+                                "Fix or remove it, or run without --strict to record it and go on."
+                            )
+                        record(VideoRecord(i, sid, int(getattr(sample, "label", -1)), "failed", error=reason))
+                        continue
+                    if pending and (views.shape[1:] != pending[0][2].shape[1:] or pending_views + views.shape[0] > batch_views):
+                        flush()
+                    pending.append((i, sample, views))
+                    pending_views += views.shape[0]
+                    if pending_views >= batch_views:
+                        flush()
+                flush()
+                complete(inflight)
+                inflight = None
+        finally:
+            bar.close()
+            torch.backends.cudnn.benchmark = cudnn_benchmark
+    return processed
+
+
+# --------------------------------------------------------------------------------------------------- verify
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file (of ``model.safetensors`` inside an export folder)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "model.safetensors"
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _make_dataset(entry: Any, ann_file: Path, data_root: Path, fmt: str, sampling: str | None) -> Any:
+    """Build the data engineer's ``TestDataset`` for ``entry`` (it takes the entry or its protocol)."""
+    from slowonly_zoo.data.dataset import TestDataset
+
+    params = inspect.signature(TestDataset).parameters
+    first = next(iter(params))
+    kwargs: dict[str, Any] = {}
+    if sampling is not None:
+        if "sampling" not in params:
+            raise ValueError("this version of slowonly_zoo.data has no sampling option; leave --sampling unset")
+        kwargs["sampling"] = sampling
+    spec = entry if first == "entry" else entry.protocol
+    return TestDataset(spec, ann_file, data_root, fmt, **kwargs)
+
+
+def _checkpoint_for(entry: Any, checkpoint: str | Path | None) -> Path:
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of an upstream .pth or an exported file/folder")
+        return path
+    from slowonly_zoo.weights.sources import fetch_weights
+
+    return Path(fetch_weights(entry))
+
+
+def verify(
+    name: str,
+    data_root: str | Path,
+    ann_file: str | Path,
+    *,
+    checkpoint: str | Path | Sequence[str | Path] | None = None,
+    fmt: str = "auto",
+    out: str | Path | None = None,
+    num_workers: int | None = None,
+    batch_views: int = DEFAULT_BATCH_VIEWS,
+    device: str | None = None,
+    limit: int | None = None,
+    strict: bool = False,
+    amp: bool = False,
+    sampling: str | None = None,
+    tolerance: float | None = None,
+    progress: bool = True,
+    print_fn: Callable[[str], None] | None = print,
+    model_factory: Callable[[Any, Path], nn.Module] | None = None,
+) -> EvalResult:
+    """Reproduce a zoo model's reported accuracy on the user's copy of its test set (``slowonly-zoo verify``).
+
+    Runs the entry's upstream test protocol over ``ann_file`` (paths relative to ``data_root``), writes
+    ``scores.npz`` and ``results.json`` into ``out`` (default ``./verify-<name>``), prints the reported-vs-measured
+    table (rank 0), and returns the :class:`EvalResult` with ``report`` set. Rerunning the same command resumes.
+
+    The GYM99 fusion entry evaluates each member into ``out/<member>/`` and fuses their probabilities 1:1.
+
+    Args:
+        checkpoint: a local upstream ``.pth`` / exported file or folder instead of the verified download; for the
+            fusion entry, one path per member in the entry's member order.
+        fmt: ``"video"``, ``"rawframes"`` or ``"auto"`` (from the annotation file).
+        sampling: the data layer's test-clip sampling option (None: the spec's, mmaction2 0.x).
+        tolerance: most |measured − reported| (percentage points) that still passes; default
+            :data:`slowonly_zoo.evaluation.report.DEFAULT_TOLERANCE`.
+        model_factory: builds the model from (entry, checkpoint path); default ``slowonly_zoo.create_model``.
+        Other arguments: as :func:`evaluate`.
+    """
+    from slowonly_zoo.index import get_model_info
+
+    from . import report as report_mod
+
+    entry = get_model_info(name)
+    out_dir = Path(out) if out is not None else Path.cwd() / f"verify-{entry.name}"
+    tol = report_mod.DEFAULT_TOLERANCE if tolerance is None else tolerance
+    common = dict(
+        num_workers=num_workers, batch_views=batch_views, device=device, limit=limit, strict=strict, amp=amp,
+        sampling=sampling, tolerance=tol, progress=progress, model_factory=model_factory,
+    )
+    if entry.members:
+        return _verify_fusion(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, print_fn, common)
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"{entry.name} is a single model: pass one checkpoint path, not {type(checkpoint).__name__}")
+    result = _verify_single(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, common)
+    return _finish_report(result, entry, report_mod, print_fn, tol)
+
+
+def _verify_single(
+    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path, opts: dict[str, Any]
+) -> EvalResult:
+    if entry.protocol is None:
+        raise ValueError(f"{entry.name} has no test protocol in the index, so it cannot be verified")
+    if not ann_file.is_file():
+        raise FileNotFoundError(f"annotation file {ann_file} does not exist; pass the test list with --ann-file")
+    if not data_root.is_dir():
+        raise FileNotFoundError(f"data root {data_root} is not a folder; pass the dataset folder with --data-root")
+    ckpt = _checkpoint_for(entry, checkpoint)
+    ckpt_sha = sha256_file(ckpt)
+    dataset = _make_dataset(entry, ann_file, data_root, fmt, opts["sampling"])
+    if opts["model_factory"] is not None:
+        model = opts["model_factory"](entry, ckpt)
+    else:
+        from slowonly_zoo.factory import create_model
+
+        model = create_model(entry.name, pretrained=False, checkpoint_path=ckpt)
+    protocol = _plain(entry.protocol)
+    run_info = {
+        "model": entry.name,
+        "checkpoint_sha256": ckpt_sha,
+        "ann_file_sha256": sha256_file(ann_file),
+        "format": fmt,
+        "sampling": opts["sampling"] or "default",
+        "protocol": protocol,
+    }
+    result = evaluate(
+        model,
+        dataset,
+        out_dir=out_dir,
+        batch_views=opts["batch_views"],
+        num_workers=opts["num_workers"],
+        device=opts["device"],
+        amp=opts["amp"],
+        limit=opts["limit"],
+        strict=opts["strict"],
+        progress=opts["progress"],
+        run_info=run_info,
+    )
+    result.settings.update(
+        checkpoint=str(ckpt), checkpoint_sha256=ckpt_sha, ann_file=str(ann_file), data_root=str(data_root),
+        format=fmt, sampling=opts["sampling"] or "default", protocol=protocol, limit=opts["limit"],
+    )
+    return result
+
+
+def _verify_fusion(
+    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path,
+    print_fn: Callable[[str], None] | None, opts: dict[str, Any],
+) -> EvalResult:
+    from slowonly_zoo.index import get_model_info
+
+    from . import report as report_mod
+    from .fusion import fuse_tables
+
+    members = [get_model_info(m) for m in entry.members]
+    if checkpoint is None:
+        ckpts: list[Any] = [None] * len(members)
+    elif isinstance(checkpoint, (str, os.PathLike)) or len(checkpoint) != len(members):
+        raise ValueError(
+            f"{entry.name} fuses {len(members)} models ({', '.join(entry.members)}): pass one checkpoint per member, "
+            "in that order, or none to use the verified downloads"
+        )
+    else:
+        ckpts = list(checkpoint)
+    member_results = []
+    for member, ckpt in zip(members, ckpts):
+        # each member reads the same list; frame folders hold img_ (RGB) and x_/y_ (flow) files
+        res = _verify_single(member, data_root, ann_file, ckpt, fmt, out_dir / member.name, opts)
+        member_results.append(_finish_report(res, member, report_mod, print_fn, opts["tolerance"]))
+    fused = fuse_tables(
+        [r.table for r in member_results],
+        names=[m.name for m in members],
+        weights=entry.member_weights or None,
+        allow_partial=True,
+    )
+    scores_path = write_scores(out_dir / SCORES_FILE, fused)
+    first = member_results[0]
+    result = EvalResult(
+        out_dir=out_dir,
+        scores_path=scores_path,
+        table=fused,
+        metrics=compute_metrics(fused.scores, fused.labels) if fused.ids.shape[0] else None,
+        num_listed=first.num_listed,
+        num_selected=first.num_selected,
+        num_resumed=min(r.num_resumed for r in member_results),
+        seconds=sum(r.seconds for r in member_results),
+        videos_per_second=0.0,
+        device=first.device,
+        world_size=first.world_size,
+        settings={
+            **{k: v for k, v in first.settings.items() if k not in ("checkpoint", "checkpoint_sha256", "protocol")},
+            "members": {
+                m.name: {
+                    "checkpoint": r.settings.get("checkpoint"),
+                    "checkpoint_sha256": r.settings.get("checkpoint_sha256"),
+                    "protocol": r.settings.get("protocol"),
+                    "measured": r.metrics,
+                    "results": str(r.results_path) if r.results_path else None,
+                }
+                for m, r in zip(members, member_results)
+            },
+            "fusion": "mean of the members' averaged class probabilities, 1:1",
+        },
+    )
+    return _finish_report(result, entry, report_mod, print_fn, opts["tolerance"])
+
+
+def _finish_report(result: EvalResult, entry: Any, report_mod: Any, print_fn: Any, tolerance: float) -> EvalResult:
+    rank = int(os.environ.get("RANK", "0"))
+    result.report = report_mod.build_report(result, entry, tolerance=tolerance)
+    if rank == 0:
+        result.results_path = report_mod.write_report(result.report, result.out_dir)
+        if print_fn is not None:
+            print_fn(report_mod.format_summary(result.report))
+    else:
+        result.results_path = result.out_dir / report_mod.RESULTS_FILE
+    return result
+
+
+def _plain(obj: Any) -> Any:
+    """A dataclass (e.g. the entry's TestProtocol) as plain JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,388 @@
+"""Where weights come from: cache → Hugging Face Hub → user mirrors → upstream URL, verified at every step.
+
+``fetch_weights(entry)`` returns the path of a verified, converted ``.safetensors`` in the local cache
+(see :mod:`.cache`), trying in order until one source verifies:
+
+1. the local cache (cheap check: size + recorded hashes; ``verify=True`` re-hashes the file);
+2. the Hugging Face Hub: ``entry.checkpoint.hf_hub_id`` or ``$SLOWONLY_ZOO_HF_PREFIX/<canonical name>``
+   (an id may pin a revision as ``org/name@revision``; else ``$SLOWONLY_ZOO_HF_REVISION``, else ``main``);
+   files ``model.safetensors`` + ``config.json`` as written by ``slowonly-zoo export``, fetched with
+   ``huggingface_hub.hf_hub_download`` (its cache, ``HF_ENDPOINT``, ``HF_HUB_CACHE``, ``HF_TOKEN`` honoured);
+   the file's recorded source sha256 must match the index;
+3. ``$SLOWONLY_ZOO_MIRRORS``: a **comma-separated** list of base URLs (``http(s)://…``) or local directories
+   (plain paths or ``file://`` URLs) that replace the upstream ``https://download.openmmlab.com/`` prefix; the
+   rest of the path is kept (``<base>/mmaction/recognition/slowonly/<file>``); a flat ``<base>/<file>`` is
+   tried as well;
+4. the upstream URL.
+
+Offline (``SLOWONLY_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``): only the cache (and files already in the
+Hugging Face cache) are used, and a miss fails at once naming the missing file and the import command.
+
+A file lock per model makes concurrent processes (e.g. the ranks of a distributed job) fetch once; the
+others wait and read the cache. Cached files are only opened with ``safetensors.safe_open``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+from filelock import FileLock
+
+from . import cache
+from .download import download_file, progress_enabled
+from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
+
+if TYPE_CHECKING:
+    from ..index import ModelEntry
+
+__all__ = [
+    "FetchResult",
+    "SourceAttempt",
+    "UPSTREAM_PREFIX",
+    "WeightsNotFoundError",
+    "accepted_prefixes",
+    "fetch_weights",
+    "fetch_weights_report",
+    "hf_repo_for",
+    "is_offline",
+    "mirror_list",
+    "mirror_candidates",
+]
+
+log = logging.getLogger(__name__)
+
+UPSTREAM_PREFIX = "https://download.openmmlab.com/"
+ENV_OFFLINE = "SLOWONLY_ZOO_OFFLINE"
+ENV_MIRRORS = "SLOWONLY_ZOO_MIRRORS"
+ENV_HF_PREFIX = "SLOWONLY_ZOO_HF_PREFIX"
+ENV_HF_REVISION = "SLOWONLY_ZOO_HF_REVISION"
+ENV_KEEP_DOWNLOADS = "SLOWONLY_ZOO_KEEP_DOWNLOADS"
+HF_WEIGHTS_FILE = "model.safetensors"
+HF_CONFIG_FILE = "config.json"
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class WeightsNotFoundError(RuntimeError):
+    """No source produced verified weights. ``attempts`` lists each source tried and why it failed."""
+
+    def __init__(self, message: str, name: str, attempts: tuple["SourceAttempt", ...] = ()):
+        super().__init__(message)
+        self.name = name
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class SourceAttempt:
+    """One source tried: its kind ('cache', 'huggingface', 'mirror', 'upstream'), where, and what happened."""
+
+    kind: str
+    location: str
+    error: str | None  # None when this source delivered
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.location}: {self.error or 'ok'}"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """Verified weights in the cache and how they got there."""
+
+    name: str
+    path: Path
+    record: cache.CacheRecord
+    from_cache: bool  # True when the cache already held a valid entry
+    attempts: tuple[SourceAttempt, ...]
+    discarded: str | None = None  # why an invalid cache entry was thrown away first, if one was
+
+
+# ----------------------------------------------------------------------------------------------------------
+# configuration
+# ----------------------------------------------------------------------------------------------------------
+
+
+def is_offline(offline: bool | None = None) -> bool:
+    """The argument, else ``SLOWONLY_ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` set to a true value."""
+    if offline is not None:
+        return offline
+    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in (ENV_OFFLINE, "HF_HUB_OFFLINE"))
+
+
+def mirror_list() -> list[str]:
+    """The entries of ``$SLOWONLY_ZOO_MIRRORS`` (comma-separated), stripped, in order."""
+    return [m.strip() for m in os.environ.get(ENV_MIRRORS, "").split(",") if m.strip()]
+
+
+def _relative_path(url: str) -> str:
+    """The part of ``url`` a mirror keeps: after the upstream prefix, else the URL's path."""
+    for prefix in (UPSTREAM_PREFIX, UPSTREAM_PREFIX.replace("https://", "http://")):
+        if url.startswith(prefix):
+            return url[len(prefix):]
+    return unquote(urlparse(url).path).lstrip("/")
+
+
+def mirror_candidates(mirror: str, url: str, filename: str) -> tuple[str, list[str]]:
+    """('url' | 'dir', candidate locations) for one mirror: the prefix-replaced path, then the flat file name."""
+    rel = _relative_path(url)
+    if mirror.startswith(("http://", "https://")):
+        base = mirror.rstrip("/")
+        found = [f"{base}/{rel}", f"{base}/{filename}"]
+        kind = "url"
+    else:
+        root = Path(unquote(urlparse(mirror).path) if mirror.startswith("file://") else mirror).expanduser()
+        found = [str(root / rel), str(root / filename)]
+        kind = "dir"
+    return kind, list(dict.fromkeys(found))
+
+
+def hf_repo_for(entry: "ModelEntry") -> tuple[str, str | None] | None:
+    """(repo id, revision or None) of the Hub mirror of ``entry``, or None when none is configured."""
+    repo = entry.checkpoint.hf_hub_id if entry.checkpoint else None
+    if not repo:
+        prefix = os.environ.get(ENV_HF_PREFIX, "").strip().strip("/")
+        if not prefix:
+            return None
+        repo = f"{prefix}/{entry.name}"
+    revision = None
+    if "@" in repo:
+        repo, revision = repo.split("@", 1)
+    return repo, revision or os.environ.get(ENV_HF_REVISION, "").strip() or None
+
+
+def accepted_prefixes(entry: "ModelEntry") -> tuple[str, ...]:
+    """sha256 prefixes an original file of ``entry`` may have: the index's, plus those of earlier published names."""
+    ck = entry.checkpoint
+    if ck is None:
+        return ()
+    older = (hash_prefix_from_filename(f) for f in getattr(ck, "previous_filenames", ()) or ())
+    return tuple(dict.fromkeys(p for p in (ck.sha256_prefix, *older) if p))
+
+
+def _resolve(entry: "ModelEntry | str") -> "ModelEntry":
+    if isinstance(entry, str):
+        from ..index import get_model_info
+
+        return get_model_info(entry)
+    return entry
+
+
+def _short(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the sources
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _convert_and_store(entry: "ModelEntry", original: Path, sha256: str, *, source: str,
+                       kind: str) -> cache.CacheRecord:
+    from .checkpoint import read_upstream_checkpoint
+
+    state = read_upstream_checkpoint(original)
+    return cache.store_state_dict(entry.name, state, source=source, source_kind=kind,
+                                  original_filename=original.name, original_sha256=sha256,
+                                  original_size=original.stat().st_size)
+
+
+def _from_hf(entry: "ModelEntry", repo: str, revision: str | None, *, offline: bool,
+             progress: bool | None) -> cache.CacheRecord:
+    from huggingface_hub import hf_hub_download
+    from tqdm.auto import tqdm
+
+    class _QuietTqdm(tqdm):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+    kwargs: dict[str, Any] = {"repo_id": repo, "revision": revision, "local_files_only": offline}
+    if os.environ.get("HF_ENDPOINT"):
+        kwargs["endpoint"] = os.environ["HF_ENDPOINT"].rstrip("/")
+    if os.environ.get("HF_HUB_CACHE"):
+        kwargs["cache_dir"] = os.environ["HF_HUB_CACHE"]
+    if not progress_enabled(progress):
+        kwargs["tqdm_class"] = _QuietTqdm
+    config_path = Path(hf_hub_download(filename=HF_CONFIG_FILE, **kwargs))
+    weights = Path(hf_hub_download(filename=HF_WEIGHTS_FILE, **kwargs))
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if isinstance(config, dict) and config.get("num_classes") not in (None, entry.num_classes):
+        raise ValueError(f"{repo} holds a {config['num_classes']}-class model, {entry.name} has {entry.num_classes}")
+    meta = cache.read_safetensors_metadata(weights)
+    source_sha = meta.get(cache.META_SOURCE_SHA256, "")
+    prefixes = accepted_prefixes(entry)
+    if not source_sha:
+        raise ValueError(f"{HF_WEIGHTS_FILE} in {repo} has no '{cache.META_SOURCE_SHA256}' metadata, so it cannot "
+                         "be verified against the index; re-create it with `slowonly-zoo export`")
+    if prefixes and not any(sha256_matches_prefix(source_sha, p) for p in prefixes):
+        raise ValueError(f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects "
+                         f"{' or '.join(prefixes)}")
+    commit = weights.parent.name
+    return cache.store_safetensors_file(entry.name, weights, source=f"hf://{repo}@{commit}", source_kind="hf")
+
+
+def _from_local_file(entry: "ModelEntry", path: Path, *, kind: str) -> cache.CacheRecord:
+    digest = sha256_file(path)
+    prefixes = accepted_prefixes(entry)
+    if prefixes and not any(sha256_matches_prefix(digest, p) for p in prefixes):
+        raise ValueError(f"sha256 {digest[:8]}… does not match the expected {' or '.join(prefixes)}")
+    return _convert_and_store(entry, path, digest, source=str(path), kind=kind)
+
+
+def _from_url(entry: "ModelEntry", url: str, *, kind: str, progress: bool | None) -> cache.CacheRecord:
+    ck = entry.checkpoint
+    assert ck is not None
+    dest = cache.downloads_dir() / ck.filename
+    result = download_file(url, dest, sha256_prefix=ck.sha256_prefix, progress=progress)
+    try:
+        return _convert_and_store(entry, result.path, result.sha256, source=url, kind=kind)
+    finally:
+        if os.environ.get(ENV_KEEP_DOWNLOADS, "").strip().lower() not in _TRUE:
+            result.path.unlink(missing_ok=True)
+
+
+def _offline_message(entry: "ModelEntry", why: str, extra: list[SourceAttempt]) -> str:
+    ck = entry.checkpoint
+    assert ck is not None
+    lines = [
+        f"offline mode ({ENV_OFFLINE}=1 or HF_HUB_OFFLINE=1): the weights of {entry.name!r} are not available "
+        f"locally: {why}.",
+        f"  needed file: {ck.filename} (sha256 {ck.sha256_prefix}…), upstream {ck.url}",
+    ]
+    lines += [f"  also tried: {a}" for a in extra]
+    lines.append(f"  copy that file to this machine and run:  slowonly-zoo import /path/to/{ck.filename}")
+    lines.append(f"  (or unset {ENV_OFFLINE} / HF_HUB_OFFLINE to download it)")
+    return "\n".join(lines)
+
+
+def _failure_message(entry: "ModelEntry", attempts: list[SourceAttempt]) -> str:
+    ck = entry.checkpoint
+    assert ck is not None
+    lines = [f"could not get verified weights for {entry.name!r} ({ck.filename}, sha256 {ck.sha256_prefix}…). "
+             "Sources tried:"]
+    lines += [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
+    lines += [
+        "What to do: if you have the file (any name), run:  slowonly-zoo import /path/to/the/file.pth",
+        f"  or point {ENV_MIRRORS} at a directory or URL holding {ck.filename},",
+        f"  or set {ENV_HF_PREFIX} to a Hugging Face organisation that hosts `slowonly-zoo export` folders.",
+    ]
+    return "\n".join(lines)
+
+
+def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = None, offline: bool | None = None,
+                         verify: bool = False) -> FetchResult:
+    """Like :func:`fetch_weights`, returning what happened (sources tried, whether the cache was used)."""
+    entry = _resolve(entry)
+    ck = entry.checkpoint
+    if ck is None:
+        members = ", ".join(getattr(entry, "members", ()) or ())
+        raise WeightsNotFoundError(
+            f"{entry.name!r} has no checkpoint of its own" + (f" (it fuses {members}; fetch those)" if members else ""),
+            entry.name)
+    prefixes = accepted_prefixes(entry)
+    offline = is_offline(offline)
+
+    def cached(full: bool) -> cache.CacheCheck:
+        return cache.check_cached(entry.name, source_sha256_prefixes=prefixes, full=full)
+
+    first = cached(verify)
+    if first.ok:
+        assert first.path is not None and first.record is not None
+        return FetchResult(entry.name, first.path, first.record, True, (SourceAttempt("cache", str(first.path), None),))
+    assert first.problem is not None
+
+    if offline:
+        extra: list[SourceAttempt] = []
+        hf = hf_repo_for(entry)
+        if hf is not None:  # files already in the Hugging Face cache count as local
+            try:
+                record = _from_hf(entry, hf[0], hf[1], offline=True, progress=progress)
+                path = cache.weights_path(entry.name)
+                return FetchResult(entry.name, path, record, False,
+                                   (SourceAttempt("cache", str(path), first.problem),
+                                    SourceAttempt("huggingface-cache", hf[0], None)))
+            except Exception as exc:  # noqa: BLE001 - reported to the user below
+                extra.append(SourceAttempt("huggingface-cache", hf[0], _short(exc)))
+        raise WeightsNotFoundError(_offline_message(entry, first.problem, extra), entry.name,
+                                   (SourceAttempt("cache", str(cache.weights_path(entry.name)), first.problem),
+                                    *extra))
+
+    with FileLock(str(cache.lock_path(entry.name))):
+        again = cached(verify)
+        if again.ok:  # another process filled the cache while we waited
+            assert again.path is not None and again.record is not None
+            return FetchResult(entry.name, again.path, again.record, True,
+                               (SourceAttempt("cache", str(again.path), None),))
+        discarded = None
+        if again.record is not None or cache.weights_path(entry.name).exists():
+            discarded = again.problem
+            log.warning("discarding invalid cache entry for %s: %s", entry.name, again.problem)
+            cache.remove_entry(entry.name)
+        attempts = [SourceAttempt("cache", str(cache.weights_path(entry.name)), again.problem)]
+
+        def done(kind: str, where: str, record: cache.CacheRecord) -> FetchResult:
+            attempts.append(SourceAttempt(kind, where, None))
+            return FetchResult(entry.name, cache.weights_path(entry.name), record, False, tuple(attempts), discarded)
+
+        # 2. Hugging Face Hub
+        hf = hf_repo_for(entry)
+        if hf is None:
+            attempts.append(SourceAttempt("huggingface", "-", f"not configured (no hf_hub_id in the index and "
+                                                              f"{ENV_HF_PREFIX} is unset)"))
+        else:
+            where = hf[0] + (f"@{hf[1]}" if hf[1] else "")
+            try:
+                return done("huggingface", where, _from_hf(entry, hf[0], hf[1], offline=False, progress=progress))
+            except Exception as exc:  # noqa: BLE001 - every failure is reported, then the next source is tried
+                attempts.append(SourceAttempt("huggingface", where, _short(exc)))
+
+        # 3. user mirrors
+        mirrors = mirror_list()
+        if not mirrors:
+            attempts.append(SourceAttempt("mirror", "-", f"none configured ({ENV_MIRRORS} is unset)"))
+        for mirror in mirrors:
+            kind, candidates = mirror_candidates(mirror, ck.url, ck.filename)
+            if kind == "dir":
+                present = [Path(c) for c in candidates if Path(c).is_file()]
+                if not present:
+                    attempts.append(SourceAttempt("mirror", mirror, f"no {ck.filename} there (looked for "
+                                                                     f"{' and '.join(candidates)})"))
+                for path in present:
+                    try:
+                        return done("mirror", str(path), _from_local_file(entry, path, kind="mirror"))
+                    except Exception as exc:  # noqa: BLE001
+                        attempts.append(SourceAttempt("mirror", str(path), _short(exc)))
+            else:
+                for url in candidates:
+                    try:
+                        return done("mirror", url, _from_url(entry, url, kind="mirror", progress=progress))
+                    except Exception as exc:  # noqa: BLE001
+                        attempts.append(SourceAttempt("mirror", url, _short(exc)))
+
+        # 4. upstream
+        try:
+            return done("upstream", ck.url, _from_url(entry, ck.url, kind="upstream", progress=progress))
+        except Exception as exc:  # noqa: BLE001
+            attempts.append(SourceAttempt("upstream", ck.url, _short(exc)))
+        raise WeightsNotFoundError(_failure_message(entry, attempts), entry.name, tuple(attempts))
+
+
+def fetch_weights(entry: "ModelEntry | str", *, progress: bool | None = None, offline: bool | None = None,
+                  verify: bool = False) -> Path:
+    """Path of verified, converted weights for ``entry`` (a :class:`ModelEntry` or a model name) in the cache.
+
+    Tries the cache, the Hugging Face Hub, ``$SLOWONLY_ZOO_MIRRORS`` and the upstream URL in that order (see the
+    module docstring). ``progress`` forces download progress bars on/off; ``offline`` overrides the
+    ``SLOWONLY_ZOO_OFFLINE`` / ``HF_HUB_OFFLINE`` environment; ``verify`` re-hashes a cached file in full.
+
+    Raises:
+        WeightsNotFoundError: every source failed (the message lists each and why, and names
+            ``slowonly-zoo import``), or offline mode and the cache lacks the weights.
+    """
+    return fetch_weights_report(entry, progress=progress, offline=offline, verify=verify).path
