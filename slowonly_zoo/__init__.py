@@ -6,15 +6,19 @@ test protocol.
     ['slowonly_r101_8x8x1_k400', 'slowonly_r101_8x8x1_k400_omni']
     >>> model = slowonly_zoo.create_model("slowonly_r50_8x8x1_k400", pretrained=True)  # doctest: +SKIP
 
-Importing the package also registers every model with timm (``timm.create_model(name, pretrained=True)``).
+Importing the package also registers every model with timm (``timm.create_model(name, pretrained=True)``):
+at once when timm is already imported, otherwise the moment it is (timm's import costs ~2 s, so the package does
+not import it for you).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import sys as _sys
+
 from . import index as _index
-from . import timm_registry as _timm_registry
+from ._timm_hook import register_with_timm_when_imported as _register_with_timm_when_imported
 from .factory import create_model
 from .index import ModelEntry, UnknownModelError, get_model_info, list_models, resolve_name
 from .models import SlowOnly
@@ -30,13 +34,14 @@ def register_model_entry(entry: ModelEntry | dict[str, Any]) -> ModelEntry:
     sources, verification and ``slowonly-zoo verify``.
     """
     registered = _index.register_model_entry(entry)
-    _timm_registry.register_entry(registered)
+    if "timm" in _sys.modules:
+        from . import timm_registry
+
+        timm_registry.register_entry(registered)
     return registered
 
 
-for _name in list_models():
-    _timm_registry.register_entry(get_model_info(_name))
-del _name
+_register_with_timm_when_imported()
 
 __all__ = [
     "ModelEntry",

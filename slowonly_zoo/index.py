@@ -609,7 +609,8 @@ def _entry_from_plain(data: Mapping[str, Any], origin: str) -> ModelEntry:
         for key in ("aliases", "members", "member_weights"):
             kw[key] = tuple(kw.get(key, ()))
         kw.setdefault("collection", "SlowOnly")
-        for key in ("config", "label_file", "pretrain", "train_resolution", "checkpoint", "params", "protocol"):
+        for key in ("config", "label_file", "pretrain", "train_resolution", "checkpoint", "params", "protocol",
+                    "architecture"):
             kw.setdefault(key, None)
         if kw["members"] and not kw["member_weights"]:
             kw["member_weights"] = (1.0,) * len(kw["members"])

@@ -183,3 +183,23 @@ def test_timm_registration(tmp_path):
     assert model.num_classes == 51
     assert torch.equal(model.head.fc.weight, read_state_dict(path)["head.fc.weight"])
     assert timm.create_model("slowonly_r50_8x4x1_hmdb51_in1k", num_classes=5).num_classes == 5
+
+
+def test_timm_registration_does_not_import_timm_eagerly():
+    """``import slowonly_zoo`` leaves timm alone (it costs ~2 s) but registers the moment timm is imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, slowonly_zoo\n"
+        "assert 'timm' not in sys.modules\n"
+        "slowonly_zoo.register_model_entry(dict(slowonly_zoo.get_model_info('slowonly_r50_8x8x1_k400').to_dict(),"
+        " name='my_finetuned_slowonly', aliases=[], config=None))\n"
+        "import timm\n"
+        "names = timm.list_models('*slowonly*', pretrained=True)\n"
+        "assert len(names) == 26 and 'my_finetuned_slowonly' in names, names\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from slowonly_zoo.weights.download import ChecksumMismatchError, DownloadError, HTTPAccessError, download_file
-from tests.loopback_server import Fault, LoopbackServer
+from loopback_server import Fault, LoopbackServer
 
 SIZE = 300_000  # several 64 KiB chunks
 

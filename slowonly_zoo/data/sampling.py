@@ -24,8 +24,7 @@ def clip_offsets(total_frames: int, clip_len: int, frame_interval: int, num_clip
     are ``int(i * avg + avg / 2)`` when ``N > L - 1`` and all 0 otherwise.
 
     ``'pyslowfast'`` (mmaction2 1.x): ``max_off = max(N - ((clip_len - 1) * frame_interval + 1), 0)`` and offsets
-    ``round(i * max_off / (num_clips - 1))`` (numpy's round half to even; all 0 for a single clip... as 1.x: the
-    middle when ``num_clips == 1``).
+    ``round(i * max_off / (num_clips - 1))`` (numpy's round half to even), or ``max_off // 2`` for a single clip.
     """
     if total_frames <= 0:
         raise ValueError(f"total_frames must be positive, got {total_frames}")

@@ -102,7 +102,7 @@ def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         raise ValueError(f"target size must be positive, got {new_h}x{new_w}")
     if (new_h, new_w) == (h, w):
         return frames.clone()
-    if w == 2 * new_w and h == 2 * new_h and c != 2:
+    if w == 2 * new_w and h == 2 * new_h:
         return _box2x(frames)
 
     xi0, xi1, xw0, xw1 = _axis_tables(w, new_w, clamp_fraction=True)
@@ -161,22 +161,27 @@ def center_crop_offset(height: int, width: int, crop_h: int, crop_w: int | None 
 
 
 def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """mmcv ``imnormalize_``: ``(x - mean) * (1 / std)`` in float32, channel order kept (RGB).
+    """Upstream's RGB ``Normalize``: ``(x - mean) * (1 / std)`` in float32, channel order kept (RGB).
 
-    ``mean`` and ``1 / std`` are computed in float64 and rounded to float32 (OpenCV's ``subtract``/``multiply`` with
-    a float64 scalar on a float32 image convert the scalar to the image depth first). Works on any ``(..., C)``.
+    mmaction2 0.x stores ``mean``/``std`` as float32 arrays and mmcv's ``imnormalize_`` then runs
+    ``cv2.subtract(img, float64(mean))`` and ``cv2.multiply(img, 1 / float64(std))`` on the float32 image, which
+    rounds both scalars to float32. So the reciprocal is ``float32(1 / float64(float32(std)))`` and the result is a
+    float32 subtraction followed by a float32 multiplication (not a division: that differs in the last bit for
+    some values). Works on any ``(..., C)`` tensor and any device.
     """
-    mean32 = torch.tensor(np.asarray(mean, dtype=np.float64).astype(np.float32))
-    inv32 = torch.tensor((1.0 / np.asarray(std, dtype=np.float64)).astype(np.float32))
+    mean32 = np.asarray(mean, dtype=np.float32)
+    inv32 = (1.0 / np.asarray(std, dtype=np.float32).astype(np.float64)).astype(np.float32)
     x = frames.to(torch.float32)
-    x.sub_(mean32).mul_(inv32)
+    x.sub_(torch.from_numpy(mean32).to(x.device)).mul_(torch.from_numpy(inv32).to(x.device))
     return x
 
 
-def normalize_flow(frames: torch.Tensor, mean: float = 128.0, std: float = 128.0) -> torch.Tensor:
-    """mmaction2 flow ``Normalize``: ``(x - mean) / std`` in float32 by division (not by a reciprocal)."""
+def normalize_flow(frames: torch.Tensor, mean: Sequence[float] = (128.0, 128.0), std: Sequence[float] = (128.0, 128.0)) -> torch.Tensor:
+    """Upstream's flow ``Normalize``: ``(x - mean) / std`` per channel (x, y) in float32, by division."""
+    mean32 = np.asarray(mean, dtype=np.float32)
+    std32 = np.asarray(std, dtype=np.float32)
     x = frames.to(torch.float32)
-    x.sub_(float(np.float32(mean))).div_(float(np.float32(std)))
+    x.sub_(torch.from_numpy(mean32).to(x.device)).div_(torch.from_numpy(std32).to(x.device))
     return x
 
 

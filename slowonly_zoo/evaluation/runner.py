@@ -6,7 +6,8 @@
 Speed: decoding and preprocessing run in DataLoader worker processes while the model runs; the views of several
 videos are stacked into one batch of up to ``batch_views`` views; on CUDA the batch is staged in pinned memory,
 copied asynchronously, run in channels_last_3d with cudnn benchmark (and bf16 autocast with ``amp=True``), and the
-results of one batch are collected while the next one runs.
+results of one batch are collected while the next one runs. Batches are fixed groups of consecutive videos of the list
+(see :func:`evaluate`), so the numbers do not depend on the number of processes or on interruptions.
 
 Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
 views, in float32, exactly as ``Recognizer3D`` does. A video's probabilities do not depend on which other videos share
@@ -306,6 +307,14 @@ def _default_workers(device: torch.device) -> int:
 # --------------------------------------------------------------------------------------------------- evaluate
 
 
+def _videos_per_batch(dataset: Any, batch_views: int, views_per_video: int | None) -> int:
+    if views_per_video is None:
+        views_per_video = getattr(dataset, "num_views", None) or getattr(getattr(dataset, "protocol", None), "num_views", None)
+    if not views_per_video:
+        return 1
+    return max(1, batch_views // int(views_per_video))
+
+
 def evaluate(
     model: nn.Module,
     dataset: Any,
@@ -320,8 +329,14 @@ def evaluate(
     progress: bool = True,
     run_info: dict[str, Any] | None = None,
     retry_failed: bool = False,
+    views_per_video: int | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset`` with upstream's ``average_clips='prob'``; resumable; torchrun-aware.
+
+    Batches are fixed groups of consecutive videos of the annotation list (``batch_views // views_per_video`` videos
+    each, the failed ones left out), whatever the number of processes and whatever an interrupted run had already
+    finished, so on CPU a resumed or distributed run gives bit-identical scores to a single uninterrupted one (on
+    CUDA, cudnn's benchmark mode may pick other kernels from run to run: equal to float rounding).
 
     Args:
         model: maps a float (B, C, T, H, W) batch of views to logits (B, K).
@@ -340,6 +355,8 @@ def evaluate(
         run_info: what identifies this evaluation (model, checkpoint hash, protocol, ...); stored in ``run.json``,
             and a resumed run must match it.
         retry_failed: redo videos that an earlier run recorded as failed (e.g. after fixing the files).
+        views_per_video: views each video yields (default: ``dataset.num_views`` or ``dataset.protocol.num_views``
+            when present, else one video per batch).
 
     Returns:
         An :class:`EvalResult` (identical on every rank).
@@ -364,9 +381,10 @@ def evaluate(
             check_run_info(out_dir, info)
         done = read_records(out_dir)
         ctx.barrier()  # every rank has read the folder before any rank appends to it
-        skip = {i for i, r in done.items() if r.ok or not retry_failed}
-        mine = [i for i in range(ctx.rank, num_selected, ctx.world_size) if i not in skip]
-        resumed = sum(1 for i in range(num_selected) if i in skip)
+        finished = {i for i, r in done.items() if i < num_selected and (r.ok or not retry_failed)}
+        per_batch = _videos_per_batch(dataset, batch_views, views_per_video)
+        groups = [range(s, min(s + per_batch, num_selected)) for s in range(0, num_selected, per_batch)]
+        mine = [g for k, g in enumerate(groups) if k % ctx.world_size == ctx.rank and any(i not in finished for i in g)]
 
         workers = _default_workers(dev) if num_workers is None else num_workers
         error: BaseException | None = None
@@ -374,7 +392,7 @@ def evaluate(
         processed = 0
         try:
             processed = _run_shard(
-                model, dataset, mine, out_dir, ctx, dev, batch_views, workers, amp, strict, progress
+                model, dataset, mine, finished, out_dir, ctx, dev, batch_views, workers, amp, strict, progress
             )
         except Exception as err:  # let the other ranks stop too, then re-raise
             error = err
@@ -407,12 +425,18 @@ def evaluate(
             metrics=metrics,
             num_listed=num_listed,
             num_selected=num_selected,
-            num_resumed=resumed,
+            num_resumed=len(finished),
             seconds=seconds,
             videos_per_second=total_processed / seconds if seconds > 0 else 0.0,
             device=str(dev),
             world_size=ctx.world_size,
-            settings={"batch_views": batch_views, "num_workers": workers, "amp": bool(amp), "strict": strict},
+            settings={
+                "batch_views": batch_views,
+                "videos_per_batch": per_batch,
+                "num_workers": workers,
+                "amp": bool(amp),
+                "strict": strict,
+            },
         )
     finally:
         ctx.close()
@@ -421,7 +445,8 @@ def evaluate(
 def _run_shard(
     model: nn.Module,
     dataset: Any,
-    indices: list[int],
+    groups: list[range],
+    finished: set[int],
     out_dir: Path,
     ctx: _Dist,
     device: torch.device,
@@ -431,10 +456,17 @@ def _run_shard(
     strict: bool,
     progress: bool,
 ) -> int:
-    """Evaluate this rank's videos, appending each result to its record file. Returns the number processed."""
+    """Evaluate this rank's video groups, appending each new result to its record file. Returns how many.
+
+    A group is one forward pass (or more, for videos with more than ``batch_views`` views). A group that an earlier
+    run finished in part is recomputed whole, so that its batch is the same, but only its unfinished videos are
+    recorded.
+    """
     from tqdm.auto import tqdm
 
     engine = _Engine(model, device, batch_views, amp)
+    indices = [i for g in groups for i in g]
+    group_of = {i: k for k, g in enumerate(groups) for i in g}
     loader = DataLoader(
         _Indexed(dataset, indices),
         batch_size=None,
@@ -445,21 +477,24 @@ def _run_shard(
         prefetch_factor=4 if num_workers > 0 else None,
         persistent_workers=False,
     )
+    todo = sum(1 for i in indices if i not in finished)
     desc = "verify" if not ctx.enabled else f"verify (rank 0 of {ctx.world_size})"
-    bar = tqdm(total=len(indices), unit="video", desc=desc, disable=not progress or ctx.rank != 0, dynamic_ncols=True)
+    bar = tqdm(total=todo, unit="video", desc=desc, disable=not progress or ctx.rank != 0, dynamic_ncols=True)
     cudnn_benchmark = torch.backends.cudnn.benchmark
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     processed = 0
     failed = 0
+    current = -1
     pending: list[tuple[int, Any, torch.Tensor]] = []
-    pending_views = 0
     inflight: _Batch | None = None
 
     with ScoreStore(out_dir, rank=ctx.rank) as store:
 
         def record(rec: VideoRecord) -> None:
             nonlocal processed, failed
+            if rec.index in finished:  # recomputed only to keep its group's batch unchanged
+                return
             store.append(rec)
             processed += 1
             failed += not rec.ok
@@ -473,34 +508,39 @@ def _run_shard(
             for i, sample, n, probs in engine.finish(batch):
                 record(VideoRecord(i, str(sample.id), int(sample.label), "ok", scores=probs, views=n))
 
-        def flush() -> None:
-            nonlocal pending, pending_views, inflight
-            if not pending:
-                return
-            batch = engine.launch(pending)  # runs (asynchronously on CUDA) while the previous batch is collected
-            pending, pending_views = [], 0
+        def launch(items: list[tuple[int, Any, torch.Tensor]]) -> None:
+            nonlocal inflight
+            batch = engine.launch(items)  # runs (asynchronously on CUDA) while the previous batch is collected
             complete(inflight)
             inflight = batch
+
+        def flush() -> None:
+            nonlocal pending
+            # one forward pass per run of equally shaped views (they all are, for one protocol)
+            start = 0
+            for k in range(1, len(pending) + 1):
+                if k == len(pending) or pending[k][2].shape[1:] != pending[start][2].shape[1:]:
+                    launch(pending[start:k])
+                    start = k
+            pending = []
 
         try:
             with torch.inference_mode():
                 for i, sample in loader:
+                    if group_of[i] != current:
+                        flush()
+                        current = group_of[i]
                     views, reason = _views_of(sample)
                     if views is None:
                         sid = str(getattr(sample, "id", f"<annotation line {i + 1}>"))
-                        if strict:
+                        if strict and i not in finished:
                             raise BadInputError(
                                 f"video {sid!r} (annotation line {i + 1}) cannot be evaluated: {reason}. "
                                 "Fix or remove it, or run without --strict to record it and go on."
                             )
                         record(VideoRecord(i, sid, int(getattr(sample, "label", -1)), "failed", error=reason))
                         continue
-                    if pending and (views.shape[1:] != pending[0][2].shape[1:] or pending_views + views.shape[0] > batch_views):
-                        flush()
                     pending.append((i, sample, views))
-                    pending_views += views.shape[0]
-                    if pending_views >= batch_views:
-                        flush()
                 flush()
                 complete(inflight)
                 inflight = None
@@ -647,6 +687,7 @@ def _verify_single(
         strict=opts["strict"],
         progress=opts["progress"],
         run_info=run_info,
+        views_per_video=entry.protocol.num_views,
     )
     result.settings.update(
         checkpoint=str(ckpt), checkpoint_sha256=ckpt_sha, ann_file=str(ann_file), data_root=str(data_root),

@@ -1,0 +1,47 @@
+"""Register the zoo with timm as soon as timm is imported, without importing timm ourselves.
+
+If timm is already imported, registration happens at once. Otherwise a one-shot import hook wraps timm's module
+loader so that, right after ``import timm`` finishes, every index entry is registered.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from types import ModuleType
+
+
+def _register_all() -> None:
+    from . import timm_registry
+    from .index import get_model_info, list_models
+
+    for name in list_models():
+        timm_registry.register_entry(get_model_info(name))
+
+
+class _TimmImportHook(importlib.abc.MetaPathFinder):
+    """Finds nothing itself; on the first ``import timm`` it decorates timm's loader and removes itself."""
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001
+        if fullname != "timm":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def exec_then_register(module: ModuleType) -> None:
+            exec_module(module)
+            _register_all()
+
+        spec.loader.exec_module = exec_then_register  # type: ignore[method-assign]
+        return spec
+
+
+def register_with_timm_when_imported() -> None:
+    if "timm" in sys.modules:
+        _register_all()
+    elif not any(isinstance(finder, _TimmImportHook) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _TimmImportHook())

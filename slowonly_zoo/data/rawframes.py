@@ -1,0 +1,132 @@
+"""Reading frame folders (upstream ``RawframeDataset`` + ``RawFrameDecode``).
+
+RGB frames are ``frame_dir / filename_tmpl.format(idx)`` (``img_{:05}.jpg`` by default; Jester and sthv1 use
+``{:05}.jpg``), decoded to RGB uint8. Flow frames are two grayscale JPEGs per index, ``filename_tmpl.format('x', idx)``
+and ``.format('y', idx)`` (``{}_{:05d}.jpg``), stacked as channels (x, y). Only the listed files are read, each once.
+
+JPEGs are decoded with Pillow (libjpeg-turbo, default settings: integer DCT, fancy upsampling), which gives the same
+pixels as upstream's ``cv2.imdecode`` (also libjpeg-turbo); the tests check this bit for bit. A colour JPEG read as a
+flow frame is decoded straight to luma by libjpeg (Pillow's draft mode), as OpenCV's ``IMREAD_GRAYSCALE`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "FLOW_TEMPLATE",
+    "RGB_TEMPLATE",
+    "FrameReadError",
+    "count_rawframes",
+    "decode_image",
+    "read_flow_frames",
+    "read_rgb_frames",
+]
+
+RGB_TEMPLATE = "img_{:05}.jpg"
+FLOW_TEMPLATE = "{}_{:05d}.jpg"
+
+
+class FrameReadError(RuntimeError):
+    """A frame file is missing or cannot be decoded. ``path`` names the file, ``reason`` what went wrong."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read frame {self.path!r}: {reason}")
+
+
+def decode_image(path: str | os.PathLike[str], mode: str) -> np.ndarray:
+    """Decode one image file to uint8: ``mode='RGB'`` gives ``(H, W, 3)``, ``mode='L'`` gives ``(H, W)``."""
+    try:
+        with Image.open(path) as im:
+            if mode == "L" and im.mode != "L" and im.format == "JPEG":
+                im.draft("L", im.size)  # libjpeg's own colour-to-gray output, like cv2.IMREAD_GRAYSCALE
+            if im.mode != mode:
+                im = im.convert(mode)
+            return np.asarray(im, dtype=np.uint8)
+    except FileNotFoundError as exc:
+        raise FrameReadError(path, "file not found") from exc
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise FrameReadError(path, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _stack(frames: list[np.ndarray], where: str | os.PathLike[str]) -> np.ndarray:
+    shapes = {f.shape for f in frames}
+    if len(shapes) != 1:
+        raise FrameReadError(where, f"frames of different sizes in one folder: {sorted(shapes)}")
+    return np.stack(frames)
+
+
+def read_rgb_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = RGB_TEMPLATE) -> np.ndarray:
+    """RGB uint8 frames ``(n, H, W, 3)`` for the given (already start-index-shifted) frame numbers."""
+    frame_dir = Path(frame_dir)
+    cache: dict[int, np.ndarray] = {}
+    frames = []
+    for idx in np.asarray(indices).reshape(-1).tolist():
+        if idx not in cache:
+            cache[idx] = decode_image(frame_dir / filename_tmpl.format(idx), "RGB")
+        frames.append(cache[idx])
+    return _stack(frames, frame_dir)
+
+
+def read_flow_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = FLOW_TEMPLATE) -> np.ndarray:
+    """Flow uint8 frames ``(n, H, W, 2)``: channel 0 from the ``x`` file, channel 1 from the ``y`` file."""
+    frame_dir = Path(frame_dir)
+    cache: dict[int, np.ndarray] = {}
+    frames = []
+    for idx in np.asarray(indices).reshape(-1).tolist():
+        if idx not in cache:
+            x = decode_image(frame_dir / filename_tmpl.format("x", idx), "L")
+            y = decode_image(frame_dir / filename_tmpl.format("y", idx), "L")
+            if x.shape != y.shape:
+                raise FrameReadError(frame_dir / filename_tmpl.format("y", idx), f"size {y.shape} differs from the x frame's {x.shape}")
+            cache[idx] = np.stack([x, y], axis=-1)
+        frames.append(cache[idx])
+    return _stack(frames, frame_dir)
+
+
+def _template_regex(filename_tmpl: str, flow_prefix: str | None) -> re.Pattern[str]:
+    """A regex matching the file names ``filename_tmpl`` produces (RGB: one number; flow: prefix then number)."""
+    parts = re.split(r"(\{[^}]*\})", filename_tmpl)
+    out = []
+    fields = 0
+    for part in parts:
+        if part.startswith("{") and part.endswith("}"):
+            fields += 1
+            if flow_prefix is not None and fields == 1:
+                out.append(re.escape(flow_prefix))
+            else:
+                out.append(r"\d+")
+        else:
+            out.append(re.escape(part))
+    return re.compile("".join(out) + r"\Z")
+
+
+def count_rawframes(frame_dir: str | os.PathLike[str], filename_tmpl: str = RGB_TEMPLATE, modality: str = "rgb") -> int:
+    """Frame count of a folder, as upstream's file-list tools write it into the annotation file.
+
+    * A folder holding both RGB frames and ``x_``/``y_`` flow frames (GYM99's layout) counts ``len(listdir) // 3``,
+      as ``tools/data/gym/generate_file_list.py`` does, for both modalities (spec §3.5).
+    * Otherwise RGB counts the files matching ``filename_tmpl`` and flow counts the ``x`` files
+      (``tools/data/build_file_list.py``).
+    """
+    frame_dir = Path(frame_dir)
+    if not frame_dir.is_dir():
+        raise FrameReadError(frame_dir, "frame folder not found")
+    names = os.listdir(frame_dir)
+    flow_tmpl = filename_tmpl if modality == "flow" else FLOW_TEMPLATE
+    rgb_tmpl = filename_tmpl if modality == "rgb" else RGB_TEMPLATE
+    rgb_re = _template_regex(rgb_tmpl, None)
+    x_re = _template_regex(flow_tmpl, "x")
+    n_rgb = sum(1 for name in names if rgb_re.match(name))
+    n_x = sum(1 for name in names if x_re.match(name))
+    if n_rgb and n_x:
+        return len(names) // 3
+    return n_x if modality == "flow" else n_rgb
