@@ -145,3 +145,71 @@ def mmaction_views(
     if views.dtype != np.uint8:
         raise AssertionError(f"expected uint8 views from mmaction2's pipeline, got {views.dtype}")
     return _normalize_0x(views, protocol) if normalize else views
+
+
+# -- test clips and frame folders written by the tests ---------------------------------------------------------------
+
+
+def synthetic_frame(i: int, height: int, width: int) -> np.ndarray:
+    """A deterministic moving RGB pattern (uint8 ``(H, W, 3)``), different for every frame index."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    img = np.stack([(xx * 3 + i * 5) % 256, (yy * 2 + i * 7) % 256, (xx + yy + i * 11) % 256], -1).astype(np.uint8)
+    band = (i * 3) % max(height - 8, 1)
+    img[band : band + 8, :, :] = 255 - img[band : band + 8, :, :]
+    return img
+
+
+def write_clip(
+    path: str | os.PathLike[str],
+    width: int,
+    height: int,
+    frames: int,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+    max_b_frames: int | None = None,
+    container_format: str | None = None,
+) -> Path:
+    """Encode a synthetic clip with PyAV (e.g. libx264 with B-frames, or MPEG-4 Part 2 in AVI)."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w", format=container_format) as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if options:
+            stream.options = options
+        if max_b_frames is not None:
+            stream.codec_context.max_b_frames = max_b_frames
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(synthetic_frame(i, height, width), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def write_rgb_folder(folder: str | os.PathLike[str], frames: np.ndarray, tmpl: str = "img_{:05}.jpg", start: int = 1) -> Path:
+    """Write RGB frames ``(n, H, W, 3)`` as JPEGs with OpenCV (as upstream's extraction tools do)."""
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, img in enumerate(frames):
+        ok = cv2.imwrite(str(folder / tmpl.format(k + start)), np.ascontiguousarray(img[..., ::-1]))
+        assert ok
+    return folder
+
+
+def write_flow_folder(folder: str | os.PathLike[str], n: int, height: int, width: int, tmpl: str = "{}_{:05d}.jpg", start: int = 1) -> Path:
+    """Write ``n`` synthetic grayscale flow pairs ``x_00001.jpg``/``y_00001.jpg`` ... with OpenCV."""
+    import cv2
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range(n):
+        img = synthetic_frame(k, height, width)
+        for axis, plane in (("x", img[..., 0]), ("y", img[..., 1])):
+            assert cv2.imwrite(str(folder / tmpl.format(axis, k + start)), plane)
+    return folder

@@ -74,6 +74,10 @@ def fetch_in_child(entry: ModelEntry, barrier, results) -> None:  # runs in a sp
     from slowonly_zoo.weights.sources import fetch_weights_report
 
     torch.set_num_threads(1)
-    barrier.wait(timeout=120)
-    result = fetch_weights_report(entry, progress=False)
-    results.put((os.getpid(), result.from_cache, str(result.path), result.record.sha256))
+    try:
+        barrier.wait(timeout=120)
+        result = fetch_weights_report(entry, progress=False)
+        results.put((os.getpid(), result.from_cache, str(result.path), result.record.sha256))
+    except BaseException as exc:  # report instead of leaving the parent waiting
+        results.put((os.getpid(), "error", f"{type(exc).__name__}: {exc}", None))
+        raise

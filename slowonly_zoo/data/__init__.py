@@ -1,0 +1,36 @@
+"""Test-time data pipeline: videos and frame folders -> the upstream test views ``(V, C, T, H, W)``."""
+
+from __future__ import annotations
+
+from .annotations import Annotation, AnnotationError, read_annotations
+from .dataset import Sample, TestDataset, collate
+from .decode import VideoDecodeError, VideoFile, count_frames, read_frames
+from .pipeline import DecodedClip, TestPipeline, normalize_views
+from .rawframes import FrameReadError, count_rawframes, read_flow_frames, read_rgb_frames
+from .sampling import SAMPLINGS, clip_offsets, sample_frame_indices
+from .transforms import resize_linear, resize_short_side_size
+
+__all__ = [
+    "SAMPLINGS",
+    "Annotation",
+    "AnnotationError",
+    "DecodedClip",
+    "FrameReadError",
+    "Sample",
+    "TestDataset",
+    "TestPipeline",
+    "VideoDecodeError",
+    "VideoFile",
+    "clip_offsets",
+    "collate",
+    "count_frames",
+    "count_rawframes",
+    "normalize_views",
+    "read_annotations",
+    "read_flow_frames",
+    "read_frames",
+    "read_rgb_frames",
+    "resize_linear",
+    "resize_short_side_size",
+    "sample_frame_indices",
+]

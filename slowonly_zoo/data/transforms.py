@@ -10,8 +10,9 @@ arithmetic of the upstream operators:
   do), and the 2x2 box average OpenCV switches to for an exact 2x downscale. Checked bit-exact against OpenCV
   4.10 and 5.0.
 * :func:`three_crop_offsets` / :func:`center_crop_offset` are mmaction2's ``ThreeCrop`` / ``CenterCrop``.
-* :func:`normalize_rgb` / :func:`normalize_flow` are mmcv's ``imnormalize_`` (``(x - mean) * (1 / std)`` in float32)
-  and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division).
+* :func:`normalize_rgb` / :func:`normalize_flow` are mmcv's ``imnormalize_`` (``(x - mean) * (1 / std)``, OpenCV
+  with double scalars) and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division), done exactly as a
+  per-channel lookup table of the 256 uint8 levels.
 * :func:`format_views` is ``FormatShape('NCTHW')``: views ordered crop-major (view = crop * num_clips + clip).
 """
 
@@ -27,6 +28,8 @@ __all__ = [
     "center_crop_offset",
     "format_views",
     "linear_coefficients",
+    "apply_table",
+    "normalization_table",
     "normalize_flow",
     "normalize_rgb",
     "resize_linear",
@@ -160,29 +163,69 @@ def center_crop_offset(height: int, width: int, crop_h: int, crop_w: int | None 
     return (height - crop_h) // 2, (width - crop_w) // 2
 
 
-def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Upstream's RGB ``Normalize``: ``(x - mean) * (1 / std)`` in float32, channel order kept (RGB).
+def _rgb_formula(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """mmcv ``imnormalize_`` on float32 ``x`` (..., C) with 0.x's float32 ``mean``/``std`` arrays.
 
-    mmaction2 0.x stores ``mean``/``std`` as float32 arrays and mmcv's ``imnormalize_`` then runs
-    ``cv2.subtract(img, float64(mean))`` and ``cv2.multiply(img, 1 / float64(std))`` on the float32 image, which
-    rounds both scalars to float32. So the reciprocal is ``float32(1 / float64(float32(std)))`` and the result is a
-    float32 subtraction followed by a float32 multiplication (not a division: that differs in the last bit for
-    some values). Works on any ``(..., C)`` tensor and any device.
+    ``cv2.subtract(img, float64(mean))`` then ``cv2.multiply(img, 1 / float64(std))``: OpenCV keeps the scalars in
+    double, so each step is computed exactly and rounded once to the float32 image. Multiplying by a float32
+    reciprocal, or dividing by ``std``, differs in the last bit for about a quarter of the values.
     """
+    mean64 = np.asarray(mean, dtype=np.float32).astype(np.float64)
+    inv64 = 1.0 / np.asarray(std, dtype=np.float32).astype(np.float64)
+    centred = (x.astype(np.float64) - mean64).astype(np.float32)
+    return (centred.astype(np.float64) * inv64).astype(np.float32)
+
+
+def _flow_formula(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """0.x flow ``Normalize``: ``(x - mean) / std`` in numpy float32 (float32 mean and std), per channel."""
     mean32 = np.asarray(mean, dtype=np.float32)
-    inv32 = (1.0 / np.asarray(std, dtype=np.float32).astype(np.float64)).astype(np.float32)
-    x = frames.to(torch.float32)
-    x.sub_(torch.from_numpy(mean32).to(x.device)).mul_(torch.from_numpy(inv32).to(x.device))
-    return x
+    std32 = np.asarray(std, dtype=np.float32)
+    return ((x.astype(np.float32) - mean32) / std32).astype(np.float32)
+
+
+def normalization_table(mean: Sequence[float], std: Sequence[float], kind: str = "rgb") -> torch.Tensor:
+    """Float32 ``(C, 256)`` table: the normalised value of every uint8 level of every channel.
+
+    Normalisation is a per-channel function of the uint8 value, so a table lookup gives upstream's exact float32
+    results (``kind='rgb'``: mmcv ``imnormalize_``; ``kind='flow'``: ``(x - 128) / 128``) at the cost of a gather.
+    """
+    levels = np.repeat(np.arange(256, dtype=np.float32)[:, None], len(mean), axis=1)  # (256, C)
+    if kind == "rgb":
+        table = _rgb_formula(levels, mean, std)
+    elif kind == "flow":
+        table = _flow_formula(levels, mean, std)
+    else:
+        raise ValueError(f"kind must be 'rgb' or 'flow', got {kind!r}")
+    return torch.from_numpy(np.ascontiguousarray(table.T))
+
+
+def apply_table(frames: torch.Tensor, table: torch.Tensor, channel_dim: int = -1) -> torch.Tensor:
+    """Look up uint8 ``frames`` in a ``(C, 256)`` table along ``channel_dim``; returns float32, same shape."""
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"apply_table expects uint8 frames, got {frames.dtype}")
+    table = table.to(frames.device)
+    out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+    for c in range(table.shape[0]):
+        src = frames.select(channel_dim, c)
+        dst = out.select(channel_dim, c)
+        # one leading slice at a time keeps the int64 index small
+        for k in range(src.shape[0]):
+            dst[k] = table[c][src[k].to(torch.int64)]
+    return out
+
+
+def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Upstream's RGB ``Normalize`` of uint8 frames ``(..., C)``: ``(x - mean) * (1 / std)``, float32, RGB kept.
+
+    Exactly mmaction2 0.x + mmcv: float32 ``mean``/``std`` arrays, then ``cv2.subtract``/``cv2.multiply`` with the
+    scalars in double (see :func:`normalization_table`).
+    """
+    return apply_table(frames, normalization_table(mean, std, "rgb"))
 
 
 def normalize_flow(frames: torch.Tensor, mean: Sequence[float] = (128.0, 128.0), std: Sequence[float] = (128.0, 128.0)) -> torch.Tensor:
-    """Upstream's flow ``Normalize``: ``(x - mean) / std`` per channel (x, y) in float32, by division."""
-    mean32 = np.asarray(mean, dtype=np.float32)
-    std32 = np.asarray(std, dtype=np.float32)
-    x = frames.to(torch.float32)
-    x.sub_(torch.from_numpy(mean32).to(x.device)).div_(torch.from_numpy(std32).to(x.device))
-    return x
+    """Upstream's flow ``Normalize`` of uint8 frames ``(..., 2)``: ``(x - mean) / std`` per channel (x, y), float32."""
+    return apply_table(frames, normalization_table(mean, std, "flow"))
 
 
 def format_views(crops: torch.Tensor, num_clips: int, clip_len: int) -> torch.Tensor:

@@ -203,7 +203,16 @@ class _Indexed(Dataset):
         try:
             return i, self.dataset[i]
         except Exception as err:  # a bad item must not stop the run; it is recorded with its reason
-            return i, _Failure(id=f"<annotation line {i + 1}>", label=-1, error=f"{type(err).__name__}: {err}")
+            ann = None
+            try:
+                ann = self.dataset.annotations[i]  # TestDataset keeps the parsed list
+            except Exception:
+                pass
+            return i, _Failure(
+                id=str(getattr(ann, "id", f"<annotation line {i + 1}>")),
+                label=int(getattr(ann, "label", -1)),
+                error=f"{type(err).__name__}: {err}",
+            )
 
 
 def _identity(x: Any) -> Any:

@@ -50,16 +50,28 @@ def fuse_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
 
 
 def optimize_for_inference(
-    model: nn.Module, *, fuse_bn: bool = True, channels_last: bool = True, inplace: bool = False
+    model: nn.Module,
+    *,
+    fuse_bn: bool = True,
+    channels_last: bool | None = None,
+    dtype: torch.dtype | None = None,
+    inplace: bool = False,
 ) -> nn.Module:
-    """The fast inference form of a SlowOnly model: BN folded into convs and channels-last 3D weights.
+    """The fast inference form of a SlowOnly model: BN folded into convs, optionally channels-last 3D weights and
+    another dtype (``torch.bfloat16``: feed it bf16 inputs, or run it under autocast).
 
+    ``channels_last=None`` picks what is faster where the model lives: channels-last on CUDA (cuDNN), contiguous
+    on CPU (measured on this project's CPU machine: channels-last 3D was slower there; see benchmarks/).
     Inputs may stay in the default (contiguous) layout: the first convolution converts them.
     """
+    if channels_last is None:
+        channels_last = next(model.parameters()).is_cuda
     if fuse_bn:
         model = fuse_batchnorm(model, inplace=inplace)
     elif not inplace:
         model = copy.deepcopy(model)
+    if dtype is not None:
+        model = model.to(dtype=dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     return model.eval()

@@ -215,7 +215,7 @@ def download_file(
     own_session = session is None
     session = session or requests.Session()
     try:
-        with __import__("contextlib").nullcontext():
+        with FileLock(str(dest.with_name(dest.name + ".lock"))):
             if dest.is_file():
                 digest = sha256_file(dest)
                 if sha256_matches_prefix(digest, sha256_prefix):

@@ -313,7 +313,7 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
                                    (SourceAttempt("cache", str(cache.weights_path(entry.name)), first.problem),
                                     *extra))
 
-    with __import__("contextlib").nullcontext():
+    with FileLock(str(cache.lock_path(entry.name))):
         again = cached(verify)
         if again.ok:  # another process filled the cache while we waited
             assert again.path is not None and again.record is not None

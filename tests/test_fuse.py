@@ -1,0 +1,26 @@
+"""Inference rewrites keep the outputs: BatchNorm folding and channels-last 3D."""
+
+from __future__ import annotations
+
+import torch
+
+from reference import randomize_
+from slowonly_zoo.factory import build_architecture
+from slowonly_zoo.index import get_model_info
+from slowonly_zoo.models.fuse import fuse_batchnorm, optimize_for_inference
+
+
+def test_fused_model_gives_the_same_logits_and_has_no_batchnorm():
+    model = randomize_(build_architecture(get_model_info("slowonly_r50_nl_4x16x1_k400")), 11).eval()
+    x = torch.randn(2, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0))
+    fused = optimize_for_inference(model, channels_last=True)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()), "the original must be untouched"
+    with torch.inference_mode():
+        ref, out = model(x), fused(x)
+        out_contiguous = fuse_batchnorm(model)(x)
+        out_bf16 = optimize_for_inference(model, dtype=torch.bfloat16)(x.bfloat16()).float()
+    assert ref.std() > 0.05
+    assert (out - ref).abs().max().item() <= 1e-4
+    assert (out_contiguous - ref).abs().max().item() <= 1e-4
+    assert (out_bf16 - ref).abs().max().item() <= 0.1 * ref.abs().max().item()  # bf16: ~3 significant digits
