@@ -222,6 +222,17 @@ def _check_clips(args: argparse.Namespace) -> None:
         raise CLIError(f"--clips must be 1 or more, got {args.clips}")
 
 
+def _check_inputs(name: str, videos: Sequence[Path]) -> None:
+    """Refuse unusable inputs (missing, RGB video for a flow model) before any weights are fetched."""
+    from .index import get_model_info
+    from .inference import check_source
+
+    entry = get_model_info(name)
+    if not entry.is_ensemble:
+        for video in videos:
+            check_source(entry, video)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from .inference import Predictor, expand_inputs
 
@@ -229,6 +240,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise CLIError(f"--topk must be 1 or more, got {args.topk}")
     videos = expand_inputs(args.videos)
+    _check_inputs(args.name, videos)
     predictor = Predictor(args.name, checkpoint=args.checkpoint, clips=args.clips, device=args.device,
                           batch_views=args.batch_views)
     results: list[dict[str, Any]] = []
@@ -264,6 +276,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
     _check_clips(args)
     videos = expand_inputs(args.videos, root=args.root)
+    _check_inputs(args.name, videos[:1])  # the modality check, before fetching weights; others are checked per input
 
     def on_progress(source: str, status: str, detail: str) -> None:
         if args.json:

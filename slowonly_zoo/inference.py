@@ -47,6 +47,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "benchmark",
+    "check_source",
     "default_device",
     "distributed_shard",
     "expand_inputs",
@@ -199,8 +200,10 @@ def inference_protocol(entry: ModelEntry, clips: int | None = None) -> TestProto
     return protocol
 
 
-def _check_source(entry: ModelEntry, source: Path) -> None:
-    """Refuse inputs the model cannot use, with a message that says what it needs instead."""
+def check_source(entry: ModelEntry, source: str | os.PathLike[str]) -> None:
+    """Refuse an input the model cannot use (missing, RGB video for a flow model, folder without frames) with a
+    message that says what it needs instead (:class:`InferenceError`). Cheap: nothing is decoded."""
+    source = Path(source)
     if not source.exists():
         raise InferenceError(f"{source} does not exist (expected a video file or a frame folder)")
     modality = entry.architecture.modality if entry.architecture else "rgb"
@@ -243,7 +246,7 @@ def _with_folder_template(protocol: TestProtocol, entry: ModelEntry, source: Pat
 def _pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> Any:
     from .data.pipeline import TestPipeline
 
-    _check_source(entry, source)
+    check_source(entry, source)
     return TestPipeline(_with_folder_template(protocol, entry, source))
 
 
@@ -328,6 +331,11 @@ def predict(
     ``VideoDecodeError`` / ``FrameReadError`` (naming the file and the decoder's reason) for unreadable ones.
     """
     items = [videos] if isinstance(videos, (str, os.PathLike)) else list(videos)
+    if isinstance(model_or_name, str):  # fail fast on unusable inputs, before fetching any weights
+        entry = get_model_info(model_or_name)
+        if not entry.is_ensemble:
+            for item in items:
+                check_source(entry, item)
     predictor = Predictor(model_or_name, checkpoint=checkpoint, clips=clips, device=device)
     return [predictor.predict_one(v, topk) for v in items]
 

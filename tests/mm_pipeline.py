@@ -41,9 +41,14 @@ def decord_frame_count(path: str | os.PathLike[str]) -> int:
     return len(decord.VideoReader(str(path), num_threads=1))
 
 
-def _sample_frames(protocol: Any):
+def _sample_frames(protocol: Any, sampling: str = "0x"):
     import_mmaction()
     from mmaction.datasets.transforms import SampleFrames
+
+    if sampling == "1x":  # mmaction2 1.x's own test offsets, unmodified
+        return SampleFrames(
+            clip_len=protocol.clip_len, frame_interval=protocol.frame_interval, num_clips=protocol.num_clips, test_mode=True
+        )
 
     class SampleFrames0x(SampleFrames):
         def _get_test_clips(self, num_frames, ori_clip_len):  # noqa: ARG002 - 0.x ignores 1.x's clip length
@@ -81,13 +86,15 @@ def mmaction_views(
     total_frames: int | None = None,
     decoder: str = "decord",
     normalize: bool = True,
+    sampling: str = "0x",
 ) -> np.ndarray:
     """mmaction2's test views ``(V, C, T, H, W)`` of ``source`` under ``protocol`` (float32, or uint8).
 
     ``source`` is a video file or a frame folder (decided by whether it is a directory). For videos,
     ``decoder='decord'`` is upstream's ``DecordDecode`` (``mode='accurate'``: seeks per frame); ``decoder='pyav'``
     is mmaction2's ``PyAVDecode`` (``mode='accurate'``: an in-order decode), for files where decord's seeking is
-    wrong. Either way ``total_frames`` is decord's count, as ``DecordInit`` reports it.
+    wrong. Either way ``total_frames`` is decord's count, as ``DecordInit`` reports it. ``sampling='1x'`` keeps
+    mmaction2 1.x's own test offsets instead of 0.x's.
     """
     import_mmaction()
     from mmaction.datasets.transforms import (
@@ -116,12 +123,12 @@ def mmaction_views(
             start_index=int(protocol.start_index) if protocol.data_format == "rawframes" else 1,
             offset=0,
         )
-        pipeline += [_sample_frames(protocol), RawFrameDecode(io_backend="disk", decoding_backend="cv2")]
+        pipeline += [_sample_frames(protocol, sampling), RawFrameDecode(io_backend="disk", decoding_backend="cv2")]
     else:
         results = dict(filename=str(source), start_index=0, modality="RGB")
         results = DecordInit(num_threads=1).transform(results)
         if decoder == "decord":
-            pipeline += [_sample_frames(protocol), DecordDecode(mode="accurate")]
+            pipeline += [_sample_frames(protocol, sampling), DecordDecode(mode="accurate")]
         elif decoder == "pyav":
             import av
 
@@ -129,7 +136,7 @@ def mmaction_views(
                 res["video_reader"] = av.open(str(source))
                 return res
 
-            pipeline += [_sample_frames(protocol), _open_pyav, PyAVDecode(mode="accurate")]
+            pipeline += [_sample_frames(protocol, sampling), _open_pyav, PyAVDecode(mode="accurate")]
         else:
             raise ValueError(f"decoder must be 'decord' or 'pyav', got {decoder!r}")
     if protocol.resize_short is not None:

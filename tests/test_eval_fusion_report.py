@@ -21,7 +21,8 @@ def _table(ids: list[str], seed: int, k: int = 6, failed: dict[str, str] | None 
     p /= p.sum(axis=1, keepdims=True)
     labels = np.array([int(s[1:]) % k for s in ids])
     failed = failed or {}
-    return ScoreTable(np.array(ids), labels, p, np.array(list(failed), dtype=str), np.array(list(failed.values()), dtype=str))
+    failed_ids = np.array(list(failed), dtype=str)
+    return ScoreTable(np.array(ids), labels, p, failed_ids, np.array(list(failed.values()), dtype=str))
 
 
 def test_fusion_is_the_aligned_mean(tmp_path: Path) -> None:
@@ -92,7 +93,12 @@ def test_report_json_and_summary(tmp_path: Path) -> None:
         num_selected=7,
         seconds=2.0,
         videos_per_second=3.0,
-        settings={"checkpoint": "/x.pth", "checkpoint_sha256": "ab" * 32, "protocol": {"num_clips": 10}, "ann_file": "a.txt"},
+        settings={
+            "checkpoint": "/x.pth",
+            "checkpoint_sha256": "ab" * 32,
+            "protocol": {"num_clips": 10},
+            "ann_file": "a.txt",
+        },
     )
     report = build_report(result, entry)
     assert report["verdict"] == "failed"  # random scores are nowhere near 79.3

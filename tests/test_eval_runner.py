@@ -189,7 +189,9 @@ def test_torchrun_two_gloo_processes_match_a_single_process(tmp_path: Path, one_
     assert np.array_equal(merged.scores, single.table.scores)
     assert merged.failed == single.failed == [("vid4.mp4", "corrupt")]
     # each rank wrote its own records; together every video exactly once
-    per_rank = [[json.loads(x)["index"] for x in (out / f"records-rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
+    per_rank = [
+        [json.loads(x)["index"] for x in (out / f"records-rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)
+    ]
     assert per_rank[0] and per_rank[1] and not set(per_rank[0]) & set(per_rank[1])
     assert sorted(per_rank[0] + per_rank[1]) == list(range(11))
     for rank in (0, 1):

@@ -79,7 +79,10 @@ def _upstream_accuracy_module():
     """mmaction2's ``accuracy.py`` (identical in 0.x and 1.x for these two functions), loaded on its own."""
     spec = importlib.util.find_spec("mmaction")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("mmaction2 (the test-only reference) is not installed: pip install --no-deps -r tests/reference-requirements.txt")
+        pytest.skip(
+            "mmaction2 (the test-only reference) is not installed: "
+            "pip install --no-deps -r tests/reference-requirements.txt"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "evaluation" / "functional" / "accuracy.py"
     mod_spec = importlib.util.spec_from_file_location("_mmaction_accuracy", path)
     module = importlib.util.module_from_spec(mod_spec)
@@ -93,7 +96,8 @@ def test_matches_mmaction2_on_random_scores() -> None:
     for num_classes, n, label_classes in [(400, 300, 99), (27, 200, 27), (10, 50, 4)]:
         scores = rng.random((n, num_classes)).astype(np.float32)  # continuous: no ties
         labels = rng.integers(0, label_classes, n)
-        assert top_k_accuracy(scores, labels, (1, 5)) == [float(v) for v in upstream.top_k_accuracy(scores, labels, (1, 5))]
+        theirs_topk = [float(v) for v in upstream.top_k_accuracy(scores, labels, (1, 5))]
+        assert top_k_accuracy(scores, labels, (1, 5)) == theirs_topk
         ours = mean_class_accuracy(scores, labels)
         theirs = upstream.mean_class_accuracy(scores, labels)
         assert ours == pytest.approx(float(theirs), rel=1e-12, abs=0)

@@ -183,3 +183,12 @@ def test_existing_file_with_wrong_hash_is_replaced(server, tmp_path):
     result = _fetch(server, path, dest, sha[:8])
     assert not result.reused and dest.read_bytes() == data
     assert not any(p.name.endswith(".part") for p in os.scandir(tmp_path))
+
+
+def test_unresolvable_host_fails_at_once(tmp_path):
+    dest = tmp_path / "x-00000000.pth"
+    with pytest.raises(DownloadError, match="cannot resolve the host") as info:
+        download_file("http://no-such-host.invalid/x-00000000.pth", dest, sha256_prefix="00000000", progress=False,
+                      retries=3, backoff=5.0)  # would take 35 s if it were retried
+    assert "SLOWONLY_ZOO_MIRRORS" in str(info.value)
+    _assert_nothing_left(dest)

@@ -190,6 +190,7 @@ def test_offline_mode_uses_only_the_cache(server, tmp_path, monkeypatch, variabl
     assert len(server.gets(path)) == 1  # (the mirror answered 404 twice before the upstream URL delivered)
 
 
+@pytest.mark.slow  # three spawned interpreters importing torch: 5-15 s on 2 busy cores
 def test_concurrent_processes_download_once(server, tmp_path):
     ckpt = write_tiny_checkpoint(tmp_path, seed=7)
     path, url = _served(server, ckpt, delay=1.0)  # slow enough that the workers overlap
@@ -210,3 +211,17 @@ def test_concurrent_processes_download_once(server, tmp_path):
     assert {o[2] for o in outcomes} == {str(cache.weights_path(entry.name))}
     assert len({o[3] for o in outcomes}) == 1
     assert cache.check_cached(entry.name, full=True).ok
+
+
+def test_mirror_locations_for_a_real_index_entry(tmp_path):
+    """SLOWONLY_ZOO_MIRRORS replaces the upstream prefix of the real entry's URL and keeps the rest."""
+    from slowonly_zoo.index import get_model_info
+    from slowonly_zoo.weights.sources import mirror_candidates
+
+    ck = get_model_info("slowonly_r50_8x8x1_k400").checkpoint
+    rest = "mmaction/recognition/slowonly/slowonly_r50_8x8x1_256e_kinetics400_rgb/" + ck.filename
+    assert ck.url == UPSTREAM_PREFIX + rest
+    assert mirror_candidates("https://mirror.example/openmmlab/", ck.url, ck.filename) == (
+        "url", [f"https://mirror.example/openmmlab/{rest}", f"https://mirror.example/openmmlab/{ck.filename}"])
+    assert mirror_candidates(f"file://{tmp_path}", ck.url, ck.filename) == (
+        "dir", [str(tmp_path / rest), str(tmp_path / ck.filename)])

@@ -86,10 +86,19 @@ def _axis_tables(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[to
 
 
 def _box2x(frames: torch.Tensor) -> torch.Tensor:
-    """OpenCV's ``INTER_AREA`` fast path for an exact 2x downscale: ``(a + b + c + d + 2) >> 2``."""
+    """OpenCV's ``INTER_AREA`` fast path, which ``INTER_LINEAR`` uses for an exact 2x downscale.
+
+    1, 3 and 4 channels take its vector kernel, ``(a + b + c + d + 2) >> 2``; other channel counts (2: flow) its
+    generic loop, ``cvRound(sum * 0.25)``, which rounds halves to even.
+    """
     x = frames.to(torch.int32)
     s = x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]
-    return ((s + 2) >> 2).to(torch.uint8)
+    if frames.shape[-1] in (1, 3, 4):
+        return ((s + 2) >> 2).to(torch.uint8)
+    q = s >> 2
+    r = s & 3
+    up = (r > 2) | ((r == 2) & ((q & 1) == 1))
+    return (q + up.to(torch.int32)).to(torch.uint8)
 
 
 def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

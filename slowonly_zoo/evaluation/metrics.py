@@ -31,7 +31,9 @@ def _as_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray,
     if s.ndim != 2:
         raise ValueError(f"scores must be a 2-D array (videos, classes); got shape {s.shape}")
     if y.ndim != 1 or y.shape[0] != s.shape[0]:
-        raise ValueError(f"labels must be a 1-D array with one label per row of scores ({s.shape[0]}); got shape {y.shape}")
+        raise ValueError(
+            f"labels must be a 1-D array with one label per row of scores ({s.shape[0]}); got shape {y.shape}"
+        )
     if s.shape[0] == 0:
         raise ValueError("no videos to score: scores and labels are empty")
     if not np.issubdtype(y.dtype, np.integer):

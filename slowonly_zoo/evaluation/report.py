@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .runner import EvalResult
 
-__all__ = ["DEFAULT_TOLERANCE", "RESULTS_FILE", "build_report", "environment", "exit_status", "format_summary", "judge", "write_report"]
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "RESULTS_FILE",
+    "build_report",
+    "environment",
+    "exit_status",
+    "format_summary",
+    "judge",
+    "write_report",
+]
 
 DEFAULT_TOLERANCE = 0.5
 """Largest |measured - reported| (percentage points) on every reported metric for a verification to pass."""
@@ -90,7 +99,8 @@ def judge(
     off = {k: m - r for k, (r, m) in pairs.items() if abs(m - r) > tolerance + 1e-9}
     if off:
         worst = max(off, key=lambda k: abs(off[k]))
-        return "failed", f"{worst} differs from the reported value by {off[worst]:+.2f} points (tolerance {tolerance})"
+        label = dict(METRICS)[worst]
+        return "failed", f"{label} differs from the reported value by {off[worst]:+.2f} points (tolerance {tolerance})"
     return "passed", f"every reported metric within {tolerance} points"
 
 
@@ -160,9 +170,10 @@ def _fmt(v: float | None, signed: bool = False) -> str:
 def format_summary(report: dict[str, Any], *, max_failed: int = 10) -> str:
     """The human summary: reported vs measured table, video counts, failures, verdict."""
     run = report.get("run", {})
+    world = run.get("world_size", 1)
     lines = [
         f"{report['model']} on {report.get('dataset') or '?'} "
-        f"({run.get('device', '?')}, {run.get('world_size', 1)} process{'es' if run.get('world_size', 1) != 1 else ''})",
+        f"({run.get('device', '?')}, {world} process{'es' if world != 1 else ''})",
         f"{'metric':<22}{'reported':>10}{'measured':>10}{'delta':>9}",
     ]
     measured = report.get("measured") or {}

@@ -32,6 +32,7 @@ from .hashing import sha256_file, sha256_matches_prefix
 __all__ = [
     "CacheCheck",
     "CacheRecord",
+    "FILE_MODE",
     "META_CONVERTER_VERSION",
     "META_NAME",
     "META_SOURCE_FILENAME",
@@ -104,10 +105,10 @@ def lock_path(key: str) -> Path:
 
 
 def converter_version() -> str:
-    """Version string of the upstream→zoo key converter (``convert.CONVERTER_VERSION`` when it defines one)."""
-    from . import convert
+    """Version string of the upstream→zoo key converter."""
+    from .convert import CONVERTER_VERSION
 
-    return str(getattr(convert, "CONVERTER_VERSION", "1"))
+    return CONVERTER_VERSION
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,22 @@ def remove_entry(name: str) -> None:
             pass
 
 
+def _file_mode() -> int:
+    """0o666 minus the process umask (what ``open()`` would give); ``mkstemp`` alone gives 0o600."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:  # Linux: read without changing it
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
+
+
+#: Permission bits given to cache (and export) files: what ``open()`` would give under the current umask.
+FILE_MODE = _file_mode()
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -225,6 +242,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -241,6 +259,7 @@ def _commit(name: str, tmp_file: Path, *, source: str, source_kind: str, origina
         original_sha256=original_sha256, original_size=original_size, sha256=sha256_file(tmp_file),
         size=tmp_file.stat().st_size, created=_now(), converter_version=conv_version,
     )
+    os.chmod(tmp_file, FILE_MODE)
     os.replace(tmp_file, final)
     _atomic_write_text(record_path(name), record.to_json())
     return record
@@ -274,10 +293,11 @@ def store_state_dict(name: str, state_dict: Mapping[str, Any], *, source: str, s
 
 
 def store_safetensors_file(name: str, src: str | Path, *, source: str, source_kind: str,
-                           original_size: int | None = None) -> CacheRecord:
+                           original_size: int | None = None, link: bool = False) -> CacheRecord:
     """Put an already converted ``.safetensors`` (an export / Hub file carrying our metadata) into the cache.
 
-    The file is hard-linked when possible, copied otherwise. Its metadata must name the original's sha256.
+    The file is copied (``link=True``: hard-linked when possible, e.g. from the Hugging Face cache, whose
+    blobs are never modified in place). Its metadata must name the original's sha256.
     """
     meta = read_safetensors_metadata(src)
     original_sha256 = meta.get(META_SOURCE_SHA256)
@@ -296,6 +316,8 @@ def store_safetensors_file(name: str, src: str | Path, *, source: str, source_ki
     tmp_path = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}.safetensors.tmp"
     try:
         try:
+            if not link:
+                raise OSError("copy requested")
             os.link(Path(src).resolve(), tmp_path)
         except OSError:
             shutil.copyfile(src, tmp_path)

@@ -23,6 +23,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+CONVERTER_VERSION = "1"
+"""Recorded with every converted file; bump it when the conversion's output changes."""
+
 # (upstream pattern, zoo replacement) pairs; each key must match exactly one pattern.
 _UPSTREAM_TO_ZOO: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)

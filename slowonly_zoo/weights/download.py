@@ -3,7 +3,7 @@
 ``download_file(url, dest, sha256_prefix=...)`` streams ``url`` into ``<dest>.part`` (beside ``dest``), resumes
 an interrupted ``.part`` with an HTTP ``Range`` request when the server honours it (restarts otherwise),
 retries connection errors, timeouts and 5xx/429 with exponential backoff, fails at once with a clear error on
-404/410/401/403, checks the sha256 prefix and only then renames the file into place. A file lock
+404/410/401/403 (and when the host name does not resolve), checks the sha256 prefix and only then renames the file into place. A file lock
 (``<dest>.lock``) makes concurrent processes download once: the others wait and reuse the verified file.
 
 Environment (arguments take precedence):
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -100,6 +101,22 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
+def _name_resolution_failed(exc: BaseException) -> bool:
+    """Whether a connection error was caused by a failed host name lookup."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [exc]
+    while stack:
+        cur = stack.pop()
+        if cur is None or id(cur) in seen:
+            continue
+        seen.add(id(cur))
+        if isinstance(cur, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
+            return True
+        stack += [cur.__cause__, cur.__context__, getattr(cur, "reason", None)]
+        stack += [a for a in cur.args if isinstance(a, BaseException)]
+    return False
+
+
 class _Transient(Exception):
     """Internal: an attempt failed in a way worth retrying."""
 
@@ -126,6 +143,9 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float, sh
     try:
         response = session.get(url, headers=headers, stream=True, timeout=(timeout, timeout), allow_redirects=True)
     except (requests.ConnectionError, requests.Timeout) as exc:
+        if _name_resolution_failed(exc):  # no DNS (offline machine, typo'd host): retrying will not help
+            raise DownloadError(f"cannot resolve the host of {url} (no network or DNS?): use a mirror "
+                                "(SLOWONLY_ZOO_MIRRORS), `slowonly-zoo import`, or SLOWONLY_ZOO_OFFLINE=1") from exc
         raise _Transient(_describe(exc)) from exc
     with response:
         status = response.status_code

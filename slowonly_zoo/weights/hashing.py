@@ -13,6 +13,7 @@ from typing import BinaryIO, Callable
 
 __all__ = [
     "CHUNK_SIZE",
+    "hash_file_into",
     "hash_prefix_from_filename",
     "new_hasher",
     "sha256_file",

@@ -224,7 +224,8 @@ def _from_hf(entry: "ModelEntry", repo: str, revision: str | None, *, offline: b
         raise ValueError(f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects "
                          f"{' or '.join(prefixes)}")
     commit = weights.parent.name
-    return cache.store_safetensors_file(entry.name, weights, source=f"hf://{repo}@{commit}", source_kind="hf")
+    return cache.store_safetensors_file(entry.name, weights, source=f"hf://{repo}@{commit}", source_kind="hf",
+                                       link=True)
 
 
 def _from_local_file(entry: "ModelEntry", path: Path, *, kind: str) -> cache.CacheRecord:

@@ -386,6 +386,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, cache.FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -442,6 +443,7 @@ def export(name: str, out_dir: str | os.PathLike[str], weights_path: str | os.Pa
             cache.META_SOURCE_FILENAME: ck.filename,
             cache.META_CONVERTER_VERSION: conv_version,
         })
+        os.chmod(tmp, cache.FILE_MODE)
         os.replace(tmp, weights_out)
     finally:
         Path(tmp).unlink(missing_ok=True)

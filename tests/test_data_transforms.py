@@ -1,0 +1,137 @@
+"""Resize (bit-exact with OpenCV), crops, normalisation and view layout against OpenCV / mmcv / the spec."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from slowonly_zoo.data.decode import read_frames
+from slowonly_zoo.data.transforms import (
+    center_crop_offset,
+    format_views,
+    normalize_flow,
+    normalize_rgb,
+    resize_linear,
+    resize_short_side_size,
+    three_crop_offsets,
+)
+
+cv2.setNumThreads(1)
+
+
+def _cv2_resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    out = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out.reshape(h, w, -1)
+
+
+@pytest.mark.parametrize(
+    ("hw", "expected"),
+    [((256, 340), (256, 340)), ((320, 426), (256, 341)), ((360, 640), (256, 455)), ((100, 176), (256, 451)), ((480, 270), (455, 256))],
+)
+def test_resize_size_rule_spec_examples(hw, expected):
+    assert resize_short_side_size(*hw, 256) == expected
+
+
+SIZES = [
+    ((240, 320), (256, 341)),  # upscale, K400-like
+    ((360, 640), (256, 455)),  # downscale
+    ((100, 176), (256, 451)),  # Jester-like strong upscale
+    ((480, 270), (455, 256)),  # portrait
+    ((37, 53), (11, 19)),  # odd, strong downscale
+    ((20, 31), (61, 97)),  # odd, strong upscale
+    ((512, 640), (256, 320)),  # exact 2x down: OpenCV switches to INTER_AREA
+    ((128, 170), (256, 340)),  # exact 2x up
+    ((257, 341), (256, 340)),
+    ((99, 101), (256, 261)),
+    ((3, 5), (7, 2)),
+]
+
+
+@pytest.mark.parametrize(("src", "dst"), SIZES)
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_resize_bit_exact_with_opencv_random(src, dst, channels):
+    rng = np.random.default_rng(hash((src, dst, channels)) % 2**32)
+    imgs = rng.integers(0, 256, (2, *src, channels), dtype=np.uint8)
+    ours = resize_linear(torch.from_numpy(imgs), dst).numpy()
+    for img, out in zip(imgs, ours):
+        ref = _cv2_resize(img, *dst)
+        assert out.shape == ref.shape
+        assert np.array_equal(out, ref), f"{int((out != ref).sum())} of {ref.size} values differ"
+
+
+def test_resize_bit_exact_with_opencv_real_frames(shared_videos):
+    for name in ["archery.avi", "chaplin.mp4"]:
+        frames = read_frames(shared_videos / name, [0, 17, 40])
+        h, w = frames.shape[1:3]
+        for short in (256, 128, 300):
+            nh, nw = resize_short_side_size(h, w, short)
+            ours = resize_linear(torch.from_numpy(frames), (nh, nw)).numpy()
+            for img, out in zip(frames, ours):
+                assert np.array_equal(out, _cv2_resize(img, nh, nw)), (name, short)
+
+
+def test_resize_same_size_is_copy_and_rejects_bad_input():
+    x = torch.randint(0, 256, (1, 4, 5, 3), dtype=torch.uint8)
+    y = resize_linear(x, (4, 5))
+    assert torch.equal(x, y) and y.data_ptr() != x.data_ptr()
+    with pytest.raises(TypeError):
+        resize_linear(x.float(), (8, 8))
+
+
+def test_three_crop_offsets_spec():
+    assert three_crop_offsets(256, 341, 256) == [(0, 0), (0, 84), (0, 42)]  # column 340 unused
+    assert three_crop_offsets(455, 256, 256) == [(0, 0), (198, 0), (99, 0)]  # portrait: top, bottom, middle
+    assert three_crop_offsets(256, 256, 256) == [(0, 0), (0, 0), (0, 0)]
+    assert three_crop_offsets(128, 170, 128) == [(0, 0), (0, 42), (0, 21)]
+    with pytest.raises(ValueError, match="needs one side"):
+        three_crop_offsets(240, 320, 256)  # K600/K700 without resize: upstream's assertion
+
+
+def test_center_crop_offset():
+    assert center_crop_offset(256, 341, 256) == (0, 42)
+    assert center_crop_offset(455, 256, 256) == (99, 0)
+    with pytest.raises(ValueError):
+        center_crop_offset(200, 341, 256)
+
+
+def test_rgb_normalize_equals_mmcv_imnormalize():
+    from reference import import_mmaction
+
+    import_mmaction()
+    import mmcv
+
+    mean = np.array([123.675, 116.28, 103.53], dtype=np.float32)  # 0.x keeps float32 arrays
+    std = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+    levels = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1).reshape(16, 16, 3)
+    ref = mmcv.imnormalize_(levels.astype(np.float32), mean, std, False)
+    ours = normalize_rgb(torch.from_numpy(levels), mean.tolist(), std.tolist()).numpy()
+    assert ours.dtype == np.float32
+    assert np.array_equal(ours, ref)
+    # Why it matters: multiplying by a float32 reciprocal is off by one ulp on some values (OpenCV keeps the
+    # reciprocal in double).
+    recip32 = (levels.astype(np.float32) - mean) * (np.float32(1) / std)
+    assert (recip32 != ref).any()
+
+
+def test_flow_normalize_is_division_by_128():
+    levels = np.stack([np.arange(256), np.arange(256)[::-1]], -1).astype(np.uint8)
+    ours = normalize_flow(torch.from_numpy(levels), (128, 128), (128, 128)).numpy()
+    ref = (levels.astype(np.float32) - np.float32(128)) / np.float32(128)
+    assert np.array_equal(ours, ref)
+    assert ours[0, 0] == -1.0 and ours[0, 1] == pytest.approx(127 / 128)
+
+
+def test_format_views_is_crop_major():
+    crops, clips, t = 3, 2, 4
+    frames = torch.zeros(crops * clips * t, 2, 2, 3, dtype=torch.uint8)
+    for k in range(crops):
+        for c in range(clips):
+            for j in range(t):
+                frames[(k * clips + c) * t + j] = k * 100 + c * 10 + j
+    views = format_views(frames, clips, t)
+    assert views.shape == (crops * clips, 3, t, 2, 2)
+    for v in range(crops * clips):
+        k, c = divmod(v, clips)
+        assert views[v, 0, :, 0, 0].tolist() == [k * 100 + c * 10 + j for j in range(t)]
