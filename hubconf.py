@@ -4,7 +4,7 @@ One entrypoint per canonical model name (ensembles excluded), plus ``list_models
 ``slowonly_zoo.create_model`` bound to its name, so it accepts the same keyword arguments.
 """
 
-dependencies = ["torch", "timm", "numpy", "safetensors", "huggingface_hub", "yaml", "av", "requests", "tqdm", "filelock"]
+dependencies = ["torch", "timm", "numpy", "safetensors", "huggingface_hub", "yaml", "av", "requests", "tqdm", "filelock", "PIL"]
 
 import functools as _functools  # noqa: E402
 import os as _os  # noqa: E402

@@ -260,11 +260,9 @@ def test_extract_layer4_and_sharding_python_api(tmp_path, ckpts, shared_videos):
     (path,) = s.written
     with safe_open(str(path), "pt") as fh:
         assert fh.get_tensor("features").shape == (1, 2048, 4, 8, 8)
-    # two ranks split the list; nothing needs the model when every output of the shard exists
+    # two ranks split the list (rank 1 of 2 gets archery only); a shard whose outputs all exist loads no model
     items = [video, shared_videos / "archery.avi", shared_videos / "chaplin.mp4"]
-    r1 = extract(VIDEO_MODEL, items, tmp_path / "shard", rank=1, world_size=2, checkpoint="/nonexistent.pth")
-    assert r1.written == [] and r1.failed == [] and r1.skipped == [] or True
-    (tmp_path / "shard").mkdir(exist_ok=True)
+    (tmp_path / "shard").mkdir()
     (tmp_path / "shard" / "archery.safetensors").write_bytes(b"done")
     r1 = extract(VIDEO_MODEL, items, tmp_path / "shard", rank=1, world_size=2, checkpoint="/nonexistent.pth")
     assert r1.skipped == [tmp_path / "shard" / "archery.safetensors"] and r1.written == []
@@ -285,3 +283,82 @@ def test_benchmark_tiny(shared_videos):
     assert r["reported_videos_per_second"] is None or r["reported_videos_per_second"] > 0
     proc = run_cli("benchmark", VIDEO_MODEL, "--iters", "2", "--warmup", "5")
     assert_readable_error(proc, 1, "--iters (2) must be larger than --warmup (5)")
+
+
+# ------------------------------------------------------------------------------------------------ verify / fuse
+
+
+def _flow_folder(root: Path, name: str, frames: int, seed: int) -> Path:
+    from PIL import Image
+
+    d = root / name
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(1, frames + 1):
+        for axis in "xy":
+            Image.fromarray(rng.integers(0, 256, (48, 64), dtype=np.uint8), "L").save(d / f"{axis}_{i:05d}.jpg")
+    return d
+
+
+@pytest.mark.slow
+def test_verify_exit_2_then_fuse(tmp_path):
+    """verify on a two-video flow dataset with a random checkpoint: measured accuracy is far from the reported one,
+    so the exit code is 2; then fuse the score file with itself."""
+    ck = write_upstream_checkpoint(tmp_path / "ck", GYM_FLOW, seed=3)
+    data = tmp_path / "data"
+    _flow_folder(data, "clip_a", 70, 0)
+    _flow_folder(data, "clip_b", 70, 1)
+    ann = tmp_path / "val.txt"
+    ann.write_text("clip_a 70 3\nclip_b 70 17\n", encoding="utf-8")
+    out = tmp_path / "verify"
+    proc = run_cli("verify", GYM_FLOW, "--data-root", str(data), "--ann-file", str(ann), "--checkpoint", str(ck),
+                   "--out", str(out), "--device", "cpu", "--num-workers", "0", "--no-progress", "--json")
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    report = json.loads(proc.stdout)
+    assert report["verdict"] == "failed" and report["videos"]["evaluated"] == 2
+    assert report["reported"]["top1"] == 80.3
+    assert (out / "scores.npz").is_file() and (out / "results.json").is_file()
+
+    proc = run_cli("fuse", str(out / "scores.npz"), str(out), "--weights", "1,1", "--out", str(tmp_path / "fused"),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    fused = json.loads(proc.stdout)
+    assert fused["videos"] == 2 and fused["weights"] == [1.0, 1.0]
+    assert fused["metrics"]["top1"] == report["measured"]["top1"]  # fusing a score table with itself
+    assert (tmp_path / "fused" / "scores.npz").is_file()
+    proc = run_cli("fuse", str(out / "scores.npz"), "--weights", "1,x")
+    assert_readable_error(proc, 1, "--weights must be comma-separated numbers")
+    proc = run_cli("verify", GYM_FLOW, "--data-root", str(data), "--ann-file", str(tmp_path / "missing.txt"))
+    assert_readable_error(proc, 1, "missing.txt")
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+
+def test_import_download_export(user_index, ckpts, tmp_path):
+    name, mirror = user_index
+    proc = run_cli("download", name, "--json", env={"SLOWONLY_ZOO_OFFLINE": "1"})
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)[0]["status"] == "failed"
+
+    renamed = tmp_path / "renamed.pth"  # import recognises the file by its hash, whatever its name
+    os.link(ckpts[VIDEO_MODEL], renamed)
+    proc = run_cli("import", str(renamed), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (res,) = json.loads(proc.stdout)
+    assert res["status"] == "imported" and name in res["names"]
+
+    proc = run_cli("download", name, env={"SLOWONLY_ZOO_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "cached" in proc.stdout and name in proc.stdout
+
+    out = tmp_path / "export"
+    proc = run_cli("export", name, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "README.md"}
+    assert json.loads((out / "config.json").read_text())["num_classes"] == 400
+
+    proc = run_cli("import", str(tmp_path / "nothing-here.pth"))
+    assert proc.returncode == 1
+    proc = run_cli("download")
+    assert_readable_error(proc, 1, "--all")

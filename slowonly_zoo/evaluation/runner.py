@@ -10,11 +10,11 @@ results of one batch are collected while the next one runs. Batches are fixed gr
 (see :func:`evaluate`), so the numbers do not depend on the number of processes or on interruptions.
 
 Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
-views, in float32, exactly as ``Recognizer3D`` does. A video's probabilities do not depend on which other videos share
-its batch.
+views, in float32, exactly as ``Recognizer3D`` does.
 
-Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) each process takes the videos whose index
-is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so every video counts exactly once.
+Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) process ``rank`` takes the batches (groups of
+consecutive videos) whose number is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so
+every video counts exactly once.
 The process group uses NCCL on CUDA and gloo on CPU; the long waits between ranks run on a gloo group with a
 timeout of ``SLOWONLY_ZOO_DIST_TIMEOUT`` seconds (default 21600).
 """
@@ -686,7 +686,7 @@ def verify(
     Args:
         checkpoint: a local upstream ``.pth`` / exported file or folder instead of the verified download; for the
             fusion entry, one path per member in the entry's member order.
-        fmt: ``"video"``, ``"rawframes"`` or ``"auto"`` (from the annotation file).
+        fmt: ``"video"``, ``"rawframes"`` or ``"auto"`` (per item: a folder is a frame folder, a file a video).
         sampling: the data layer's test-clip sampling option (None: the spec's, mmaction2 0.x).
         tolerance: most |measured − reported| (percentage points) that still passes; default
             :data:`slowonly_zoo.evaluation.report.DEFAULT_TOLERANCE`.
