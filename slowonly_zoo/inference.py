@@ -403,7 +403,7 @@ def distributed_shard(items: Sequence[Any], rank: int | None = None, world_size:
 
 def _output_names(sources: Sequence[Path], suffix: str) -> list[Path]:
     """Relative output paths mirroring the inputs below their common folder (unique for distinct inputs)."""
-    resolved = [s.resolve() for s in sources]
+    resolved = [Path(os.path.abspath(s)) for s in sources]  # not resolve(): keep the user's (symlink) names
     if len(set(resolved)) != len(resolved):
         dup = sorted({str(s) for s in resolved if resolved.count(s) > 1})
         raise InferenceError(f"the same input is listed more than once: {', '.join(dup[:3])}")
