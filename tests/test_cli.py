@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -361,3 +362,25 @@ def test_import_download_export(user_index, ckpts, tmp_path, capsys, monkeypatch
     assert proc.returncode == 0, proc.stderr
     assert {p.name for p in out.iterdir()} >= {"model.safetensors", "config.json", "README.md"}
     assert json.loads((out / "config.json").read_text())["num_classes"] == 400
+
+
+@pytest.mark.slow
+def test_extract_under_torchrun_shards_the_list(tmp_path, ckpts, shared_videos):
+    """``torchrun --nproc_per_node=2 -m slowonly_zoo extract``: each rank takes every other input, all get done."""
+    videos = [shared_videos / "cleaning_pool_32f.mp4", shared_videos / "archery.avi"]
+    out = tmp_path / "feats"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "-m", "slowonly_zoo",
+         "extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", str(ckpts[VIDEO_MODEL]), "--clips", "1",
+         "--out", str(out), "--device", "cpu", "--json"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reports = [json.loads(chunk) for chunk in re.findall(r"^\{.*?^\}", proc.stdout, flags=re.S | re.M)]
+    assert sorted((r["rank"], r["world_size"]) for r in reports) == [(0, 2), (1, 2)]
+    written = sorted(p for r in reports for p in r["written"])
+    assert written == sorted(str(out / f"{v.stem}.safetensors") for v in videos)
+    assert all(len(r["written"]) == 1 for r in reports)

@@ -120,6 +120,7 @@ def test_finetune_folder_tiny(ckpt, tmp_path):
     assert torch.equal(state["backbone.stem.bn.running_mean"], start["backbone.stem.bn.running_mean"])  # frozen BN
 
 
+@pytest.mark.slow
 def test_export_torchscript(ckpt, tmp_path):
     out = tmp_path / "slowonly.pt"
     proc = run_example("export_torchscript.py", MODEL, "--checkpoint", str(ckpt), "--out", str(out), "--size", "32")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from reference import randomize_
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.index import get_model_info
-from slowonly_zoo.models.fuse import fuse_batchnorm, optimize_for_inference
+from slowonly_zoo.models.fuse import FixedBatch, fuse_batchnorm, optimize_for_inference
 
 
 def test_fused_model_gives_the_same_logits_and_has_no_batchnorm():
@@ -24,3 +25,29 @@ def test_fused_model_gives_the_same_logits_and_has_no_batchnorm():
     assert (out - ref).abs().max().item() <= 1e-4
     assert (out_contiguous - ref).abs().max().item() <= 1e-4
     assert (out_bf16 - ref).abs().max().item() <= 0.1 * ref.abs().max().item()  # bf16: ~3 significant digits
+
+
+def test_fixed_batch_pads_and_splits():
+    seen = []
+
+    class Record(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return x.flatten(1).sum(1, keepdim=True)
+
+    x = torch.randn(7, 2, 3)
+    out = FixedBatch(Record(), 3)(x)
+    assert seen == [3, 3, 3]
+    assert torch.allclose(out, x.flatten(1).sum(1, keepdim=True))
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_same_logits():
+    """torch.compile with weight freezing (inductor, oneDNN on CPU): the fast path of verify --compile."""
+    model = randomize_(build_architecture(get_model_info("slowonly_r50_8x4x1_sthv1")), 12).eval()
+    x = torch.randn(2, 3, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    compiled = optimize_for_inference(model, compile=True)
+    with torch.inference_mode():
+        ref, out = model(x), compiled(x)
+    assert compiled._use_compiled, "compilation fell back to eager"
+    assert (out - ref).abs().max().item() <= 1e-4

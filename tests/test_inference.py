@@ -181,3 +181,25 @@ def test_extract_failures_are_recorded_and_outputs_mirror_inputs(tmp_path, video
         extract(VIDEO_MODEL, [good, good], tmp_path / "out2", checkpoint=video_ckpt)
     with pytest.raises(InferenceError, match="unknown layer"):
         extract(VIDEO_MODEL, [good], tmp_path / "out3", layer="layer3")
+
+
+def test_predict_flow_folder(tmp_path):
+    """A flow model reads x_/y_ JPEG pairs (2 channels), with the GYM99 flow protocol's single centre crop."""
+    folder = tmp_path / "flow"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 21):
+        for axis in "xy":
+            Image.fromarray(rng.integers(0, 256, (60, 80), dtype=np.uint8), "L").save(folder / f"{axis}_{i:05d}.jpg")
+    torch.manual_seed(0)
+    tiny = torch.nn.Sequential(torch.nn.Conv3d(2, 4, (1, 32, 32), stride=(1, 32, 32)), torch.nn.AdaptiveAvgPool3d(1),
+                               torch.nn.Flatten(), torch.nn.Linear(4, 400))
+    entry = get_model_info("slowonly_r50_4x16x1_gym99_flow")
+    pred = Predictor(tiny, entry=entry, device="cpu").predict_one(folder, topk=3)
+    assert pred.num_views == 10  # 10 clips x CenterCrop
+    assert all(c.index < 99 for c in pred.topk)
+    x = TestPipeline(entry.protocol)(folder)
+    assert x.shape == (10, 2, 4, 256, 256)
+    with torch.inference_mode():
+        expected = torch.softmax(tiny(x), -1).mean(0).double().numpy()
+    np.testing.assert_allclose(pred.probs, expected, rtol=1e-5, atol=1e-8)

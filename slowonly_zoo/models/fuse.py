@@ -3,17 +3,21 @@
 ``fuse_batchnorm`` folds every eval-mode BatchNorm3d into the convolution before it: ``y = gamma * (conv(x) -
 mean) / sqrt(var + eps) + beta`` becomes one convolution with scaled weights and a bias. That removes a full
 read and write of every activation per conv. ``optimize_for_inference`` adds the channels-last 3D memory
-format, which the oneDNN (CPU) and cuDNN convolution kernels run faster.
+format, which cuDNN runs faster, and ``compile=True``: ``torch.compile`` with weight freezing, which on CPU lets
+oneDNN pre-pack the weights and fuse bias, ReLU and the residual add into the convolutions.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 
 import torch
 from torch import nn
 
 from .layers import ConvBN3d
+
+logger = logging.getLogger("slowonly_zoo")
 
 
 def fold_batchnorm_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
@@ -55,13 +59,21 @@ def optimize_for_inference(
     fuse_bn: bool = True,
     channels_last: bool | None = None,
     dtype: torch.dtype | None = None,
+    compile: bool = False,
     inplace: bool = False,
 ) -> nn.Module:
-    """The fast inference form of a SlowOnly model: BN folded into convs, optionally channels-last 3D weights and
-    another dtype (``torch.bfloat16``: feed it bf16 inputs, or run it under autocast).
+    """The fast inference form of a SlowOnly model.
 
-    ``channels_last=None`` picks what is faster where the model lives: channels-last on CUDA (cuDNN), contiguous
-    on CPU (measured on this project's CPU machine: channels-last 3D was slower there; see benchmarks/).
+    Args:
+        fuse_bn: fold BatchNorm into the convolutions.
+        channels_last: channels-last 3D weights; ``None`` picks what is faster where the model lives: on CUDA
+            (cuDNN) yes, on CPU no (slower there in this project's measurements, see benchmarks/).
+        dtype: e.g. ``torch.bfloat16`` (feed it inputs of that dtype).
+        compile: ``torch.compile`` with weight freezing (needs a C++ compiler on CPU; about a minute of one-time
+            compilation per input shape, cached on disk by torch). Falls back to eager, with a warning, when
+            compilation is not available. Use :class:`FixedBatch` to keep the batch shape constant.
+        inplace: modify ``model`` instead of a copy.
+
     Inputs may stay in the default (contiguous) layout: the first convolution converts them.
     """
     if channels_last is None:
@@ -74,4 +86,58 @@ def optimize_for_inference(
         model = model.to(dtype=dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
-    return model.eval()
+    model.eval()
+    if compile:
+        model = compile_for_inference(model)
+    return model
+
+
+def compile_for_inference(model: nn.Module) -> nn.Module:
+    """``torch.compile`` with inductor's weight freezing, falling back to eager (with a warning) when compiling
+    fails here, e.g. without a C++ compiler. torch compiles lazily, so the fallback happens on the first call."""
+    return _CompiledOrEager(model)
+
+
+class _CompiledOrEager(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.eager = model
+        self.compiled = torch.compile(model, dynamic=False, options={"freezing": True})
+        self._use_compiled = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._use_compiled:
+            try:
+                return self.compiled(x)
+            except Exception as err:  # noqa: BLE001 - a backend failure means: run eagerly
+                if not _is_backend_failure(err):
+                    raise
+                logger.warning("torch.compile failed here (%s); running the model eagerly",
+                               str(err).splitlines()[0][:200])
+                self._use_compiled = False
+        return self.eager(x)
+
+
+def _is_backend_failure(err: Exception) -> bool:
+    module = type(err).__module__ or ""
+    return module.startswith(("torch._dynamo", "torch._inductor")) or isinstance(err, (OSError, ImportError))
+
+
+class FixedBatch(nn.Module):
+    """Run ``model`` on batches padded to ``batch_size`` along dim 0 (and split larger ones), so a shape-specialised
+    compiled model sees one shape only. Outputs are sliced back to the real batch."""
+
+    def __init__(self, model: nn.Module, batch_size: int) -> None:
+        super().__init__()
+        self.model = model
+        self.batch_size = batch_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for chunk in x.split(self.batch_size):
+            n = chunk.shape[0]
+            if n < self.batch_size:
+                pad = chunk.new_zeros((self.batch_size - n, *chunk.shape[1:]))
+                chunk = torch.cat([chunk, pad])
+            outputs.append(self.model(chunk)[:n])
+        return torch.cat(outputs)
