@@ -674,6 +674,7 @@ def verify(
     print_fn: Callable[[str], None] | None = print,
     model_factory: Callable[[Any, Path], nn.Module] | None = None,
     normalize_on_device: bool | None = None,
+    compile: bool = False,
 ) -> EvalResult:
     """Reproduce a zoo model's reported accuracy on the user's copy of its test set (``slowonly-zoo verify``).
 
@@ -693,6 +694,8 @@ def verify(
         model_factory: builds the model from (entry, checkpoint path); default ``slowonly_zoo.create_model``.
         normalize_on_device: workers hand over uint8 views, normalised on the device (same numbers, 4x fewer
             bytes to move); default: on CUDA only.
+        compile: run the model through ``torch.compile`` with weight freezing, on batches padded to one fixed
+            size so it compiles once (about a minute up front; worth it for more than a few dozen videos).
         Other arguments: as :func:`evaluate`.
     """
     from slowonly_zoo.index import get_model_info
@@ -705,7 +708,7 @@ def verify(
     common = dict(
         num_workers=num_workers, batch_views=batch_views, device=device, limit=limit, strict=strict, amp=amp,
         sampling=sampling, tolerance=tol, progress=progress, model_factory=model_factory,
-        normalize_on_device=normalize_on_device,
+        normalize_on_device=normalize_on_device, compile=compile,
     )
     if not entry.members and checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"{entry.name} is a single model: pass one checkpoint path, not {type(checkpoint).__name__}")
@@ -741,6 +744,12 @@ def _verify_single(
 
         # BatchNorm folded into the convolutions: same outputs to float rounding, less work per view
         model = fuse_batchnorm(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
+    if opts["compile"]:
+        from slowonly_zoo.models.fuse import FixedBatch, compile_for_inference
+
+        views = entry.protocol.num_views
+        model = FixedBatch(compile_for_inference(model.to(dev)),
+                           _videos_per_batch(dataset, opts["batch_views"], views) * views)
     protocol = _plain(entry.protocol)
     run_info = {
         "model": entry.name,
