@@ -353,7 +353,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.name, args.data_root, args.ann_file, checkpoint=checkpoint, fmt=args.format, out=args.out,
         num_workers=args.num_workers, batch_views=args.batch_views, device=args.device, limit=args.limit,
         strict=args.strict, amp=args.amp, sampling=args.sampling, tolerance=args.tolerance,
-        progress=not args.no_progress, print_fn=None if args.json else _out,
+        progress=not args.no_progress, print_fn=None if args.json else _out, compile=args.compile,
     )
     if args.json and result.report is not None:
         _json(result.report)
@@ -544,6 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N videos (the verdict is then not judged)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
     p.add_argument("--amp", action="store_true", help="autocast (not the upstream setting)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (about a minute up front, then faster; for long runs)")
     p.add_argument("--sampling", choices=("mmaction0x", "pyslowfast"),
                    help="test clip offsets (default mmaction0x, which produced the reported numbers)")
     p.add_argument("--tolerance", type=float, metavar="POINTS", help="largest accepted |measured - reported|")
