@@ -21,19 +21,25 @@ def _register_all() -> None:
 
 
 class _TimmImportHook(importlib.abc.MetaPathFinder):
-    """Finds nothing itself; on the first ``import timm`` it decorates timm's loader and removes itself."""
+    """Finds timm like the path finder does, with a loader that registers the zoo once timm has executed.
+
+    It stays on ``sys.meta_path`` until timm is really imported: a mere ``importlib.util.find_spec('timm')``
+    (torch.hub's dependency check does one) must not use it up.
+    """
 
     def find_spec(self, fullname, path, target=None):  # noqa: ANN001
         if fullname != "timm":
             return None
-        sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
         exec_module = spec.loader.exec_module
+        hook = self
 
         def exec_then_register(module: ModuleType) -> None:
             exec_module(module)
+            if hook in sys.meta_path:
+                sys.meta_path.remove(hook)
             _register_all()
 
         spec.loader.exec_module = exec_then_register  # type: ignore[method-assign]

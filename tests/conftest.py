@@ -33,3 +33,15 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("SLOWONLY_ZOO_HF_PREFIX", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     yield home
+
+
+@pytest.fixture(autouse=True)
+def _isolated_index():
+    """Entries a test registers (register_model_entry, SLOWONLY_ZOO_EXTRA_INDEX) do not outlive it."""
+    from slowonly_zoo import index
+
+    registry = index._registry()
+    saved = (dict(registry.entries), dict(registry.origins), dict(registry.lookup))
+    yield
+    registry = index._registry()
+    registry.entries, registry.origins, registry.lookup = (dict(d) for d in saved)

@@ -203,3 +203,19 @@ def test_timm_registration_does_not_import_timm_eagerly():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_timm_registration_survives_a_find_spec_probe():
+    """torch.hub's dependency check probes timm with find_spec before anything imports it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys, slowonly_zoo\n"
+        "assert importlib.util.find_spec('timm') is not None and 'timm' not in sys.modules\n"
+        "import timm\n"
+        "print(len(timm.list_models('slowonly*', pretrained=True)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "25"

@@ -14,7 +14,7 @@ the decoder's reason.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import av
@@ -100,8 +100,7 @@ class VideoFile:
             yield from codec.decode(packet)
         yield from codec.decode(None)
 
-    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
-        """RGB uint8 frames ``(len(indices), H, W, 3)`` at the given decode-order positions."""
+    def _check(self, indices: Sequence[int] | np.ndarray) -> list[int]:
         wanted = [int(i) for i in np.asarray(indices).reshape(-1)]
         if not wanted:
             raise ValueError("read() needs at least one frame index")
@@ -109,15 +108,31 @@ class VideoFile:
         bad = [i for i in wanted if i < 0 or i >= total]
         if bad:
             raise IndexError(f"frame indices {sorted(set(bad))[:5]} out of range for {self.path} with {total} frames")
-        needed = set(wanted)
-        last = max(needed)
-        got: dict[int, np.ndarray] = {}
+        return wanted
+
+    def iter_frames(self, indices: Sequence[int] | np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(position, rgb)`` for each distinct requested position, in increasing order, as decoded.
+
+        ``rgb`` is a fresh uint8 ``(H, W, 3)`` array. Decoding starts at the first packet and stops at the last
+        requested position; only the requested frames are converted to RGB. Raises :class:`VideoDecodeError` if the
+        decoder fails or ends before the last requested frame, and if the frame size changes mid-stream.
+        """
+        needed = sorted(set(self._check(indices)))
+        last = needed[-1]
         position = -1
+        k = 0
+        shape = None
         try:
             for frame in self._frames():
                 position += 1
-                if position in needed:
-                    got[position] = frame.to_ndarray(format="rgb24")
+                if position == needed[k]:
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if shape is None:
+                        shape = rgb.shape
+                    elif rgb.shape != shape:
+                        raise VideoDecodeError(self.path, f"frame size changes mid-stream ({shape} vs {rgb.shape})")
+                    yield position, rgb
+                    k += 1
                 if position >= last:
                     break
         except av.error.FFmpegError as exc:
@@ -125,16 +140,18 @@ class VideoFile:
         if position < last:
             raise VideoDecodeError(
                 self.path,
-                f"the decoder produced only {position + 1} frames of the {total} the stream declares; "
+                f"the decoder produced only {position + 1} frames of the {len(self)} the stream declares; "
                 f"frame {last} was requested (truncated or corrupt file?)",
             )
+
+    def read(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """RGB uint8 frames ``(len(indices), H, W, 3)`` at the given decode-order positions."""
+        wanted = self._check(indices)
+        got = dict(self.iter_frames(wanted))
         first = got[wanted[0]]
         out = np.empty((len(wanted), *first.shape), dtype=np.uint8)
         for k, i in enumerate(wanted):
-            frame = got[i]
-            if frame.shape != first.shape:
-                raise VideoDecodeError(self.path, f"frame size changes mid-stream ({first.shape} vs {frame.shape})")
-            out[k] = frame
+            out[k] = got[i]
         return out
 
     def close(self) -> None:

@@ -4,12 +4,16 @@ It is upstream's test pipeline (spec §3.2-3.3), done in a cheaper order with th
 
 1. frame count: the video's packet count (what decord reports) or the annotation's ``total_frames``;
 2. frame indices: ``SampleFrames(test_mode=True)`` (0.x offsets by default, see :mod:`.sampling`);
-3. decode each distinct frame once (videos: PyAV by decode order up to the last needed frame; folders: only the
-   listed JPEGs);
+3. decode each distinct frame once (videos: PyAV by decode order up to the last needed frame, converting only the
+   needed frames to RGB; folders: only the listed JPEGs);
 4. ``Resize(-1, S)`` each distinct frame once, on uint8, bit-exact with OpenCV;
 5. normalise each distinct resized frame once (per-pixel, so it commutes with cropping);
-6. ``ThreeCrop``/``CenterCrop`` and ``FormatShape('NCTHW')`` in one strided copy into the output, view index
-   ``crop * num_clips + clip``.
+6. ``ThreeCrop``/``CenterCrop`` and ``FormatShape('NCTHW')``: each crop copied straight into its slots of the output,
+   view index ``crop * num_clips + clip``.
+
+Calling the pipeline streams: step 3 runs in a background thread while steps 4-6 run frame by frame as frames
+arrive (see :mod:`.views`). :meth:`TestPipeline.decode` + :meth:`TestPipeline.views_from_frames` do the same steps
+in two stages, keeping the resized uint8 frames in between.
 
 The protocol is any object with the attributes of :class:`slowonly_zoo.index.TestProtocol` (``num_clips``,
 ``clip_len``, ``frame_interval``, ``resize_short``, ``crop``, ``crop_size``, ``mean``, ``std``, ``normalize``,
@@ -18,7 +22,9 @@ The protocol is any object with the attributes of :class:`slowonly_zoo.index.Tes
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,16 +33,18 @@ import numpy as np
 import torch
 
 from .decode import VideoFile
-from .rawframes import FLOW_TEMPLATE, RGB_TEMPLATE, count_rawframes, read_flow_frames, read_rgb_frames
-from .sampling import SAMPLINGS, sample_frame_indices
-from .transforms import (
-    apply_table,
-    center_crop_offset,
-    normalization_table,
-    resize_linear,
-    resize_short_side_size,
-    three_crop_offsets,
+from .rawframes import (
+    FLOW_TEMPLATE,
+    RGB_TEMPLATE,
+    count_rawframes,
+    iter_flow_frames,
+    iter_rgb_frames,
+    read_flow_frames,
+    read_rgb_frames,
 )
+from .sampling import SAMPLINGS, sample_frame_indices
+from .transforms import Normalizer, center_crop_offset, resize_linear, resize_short_side_size, three_crop_offsets
+from .views import ViewWriter, assemble_views
 
 __all__ = ["DecodedClip", "TestPipeline", "normalize_views"]
 
@@ -66,8 +74,23 @@ def normalize_views(views: torch.Tensor, protocol: Any) -> torch.Tensor:
     Same numbers as the pipeline's own normalisation; works on any device (e.g. after moving uint8 views to the
     GPU, which moves 4x fewer bytes).
     """
-    table = normalization_table(protocol.mean, protocol.std, _modality(protocol))
-    return apply_table(views, table, channel_dim=1)
+    return _normalizer(tuple(protocol.mean), tuple(protocol.std), _modality(protocol), str(views.device))(views, channel_dim=1)
+
+
+@functools.lru_cache(maxsize=16)
+def _normalizer(mean: tuple[float, ...], std: tuple[float, ...], kind: str, device: str) -> Normalizer:
+    return Normalizer(mean, std, kind, device)
+
+
+def _numbered(frames: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+    """``(position, frame)`` in increasing position order -> ``(distinct number, frame)``."""
+    try:
+        for k, (_, frame) in enumerate(frames):
+            yield k, frame
+    finally:
+        close = getattr(frames, "close", None)
+        if close is not None:
+            close()
 
 
 class TestPipeline:
@@ -80,13 +103,17 @@ class TestPipeline:
         normalize: return float32 normalised views (default) or uint8 views (normalise later with
             :func:`normalize_views`, e.g. on the GPU).
         fmt: ``'auto'`` (a directory is a frame folder, a file is a video), ``'video'`` or ``'rawframes'``.
+        decode_thread: decode in a background thread while the calling thread resizes, normalises and crops the
+            frames already decoded (default); ``False`` does everything in the calling thread.
 
     Calling it returns a tensor ``(V, C, T, H, W)`` with ``V = num_crops * num_clips`` ordered crop-major.
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, protocol: Any, sampling: str = "mmaction0x", normalize: bool = True, fmt: str = "auto") -> None:
+    def __init__(
+        self, protocol: Any, sampling: str = "mmaction0x", normalize: bool = True, fmt: str = "auto", decode_thread: bool = True
+    ) -> None:
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS}")
         if fmt not in FORMATS:
@@ -98,6 +125,7 @@ class TestPipeline:
         self.sampling = sampling
         self.normalize = normalize
         self.fmt = fmt
+        self.decode_thread = decode_thread
 
     def __repr__(self) -> str:
         p = self.protocol
@@ -146,26 +174,48 @@ class TestPipeline:
             return three_crop_offsets(height, width, size)
         return [center_crop_offset(height, width, size)]
 
+    def normalizer(self) -> Normalizer | None:
+        """The exact normalisation of this protocol on the CPU, or ``None`` with ``normalize=False``."""
+        if not self.normalize:
+            return None
+        p = self.protocol
+        return _normalizer(tuple(p.mean), tuple(p.std), self.modality, "cpu")
+
+    def writer(self, inverse: np.ndarray, num_clips: int, clip_len: int, frame_size: tuple[int, int, int]) -> ViewWriter:
+        """A :class:`~.views.ViewWriter` for frames of ``frame_size`` (before the resize) sampled as ``inverse``."""
+        h, w, _ = frame_size
+        new_h, new_w = self.resized_size(h, w)
+        offsets = self.crop_offsets(new_h, new_w)
+        return ViewWriter(
+            inverse, num_clips, clip_len, frame_size, (new_h, new_w), offsets, int(self.protocol.crop_size), self.normalizer()
+        )
+
+    def _check_video(self, source: str | os.PathLike[str]) -> None:
+        if self.modality == "flow":
+            raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
+
+    def _folder_plan(self, source: str | os.PathLike[str], fmt: str, total_frames: int | None) -> tuple[int, np.ndarray]:
+        tmpl = self.filename_tmpl()
+        total = int(total_frames) if total_frames is not None else count_rawframes(source, tmpl, self.modality)
+        if total <= 0:
+            raise ValueError(f"{source}: no frames (total_frames={total})")
+        return total, self.frame_indices(total, self.start_index(fmt))
+
     def decode(self, source: str | os.PathLike[str], total_frames: int | None = None) -> DecodedClip:
         """Steps 1-4: the distinct sampled frames, decoded and resized (uint8)."""
         fmt = self.source_format(source)
         if fmt == "video":
-            if self.modality == "flow":
-                raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
+            self._check_video(source)
             with VideoFile(source) as video:
                 total = len(video)
                 indices = self.frame_indices(total, 0)
                 distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
                 raw = video.read(distinct)
         else:
-            tmpl = self.filename_tmpl()
-            total = int(total_frames) if total_frames is not None else count_rawframes(source, tmpl, self.modality)
-            if total <= 0:
-                raise ValueError(f"{source}: no frames (total_frames={total})")
-            indices = self.frame_indices(total, self.start_index(fmt))
+            total, indices = self._folder_plan(source, fmt, total_frames)
             distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
             reader = read_flow_frames if self.modality == "flow" else read_rgb_frames
-            raw = reader(source, distinct, tmpl)
+            raw = reader(source, distinct, self.filename_tmpl())
         frames = torch.from_numpy(raw)
         h, w = frames.shape[1:3]
         new_h, new_w = self.resized_size(h, w)
@@ -175,21 +225,32 @@ class TestPipeline:
 
     def views_from_frames(self, clip: DecodedClip) -> torch.Tensor:
         """Steps 5-6: normalise (optional), crop and lay out ``(V, C, T, H, W)``."""
-        p = self.protocol
         frames = clip.frames
         n, h, w, c = frames.shape
+        num_clips, clip_len = clip.indices.shape
         offsets = self.crop_offsets(h, w)
-        if self.normalize:
-            frames = apply_table(frames, normalization_table(p.mean, p.std, self.modality))
-        size = int(p.crop_size)
-        num_clips, clip_len = int(p.num_clips), int(p.clip_len)
-        out = torch.empty((len(offsets) * num_clips, c, clip_len, size, size), dtype=frames.dtype)
-        for k, (top, left) in enumerate(offsets):
-            crop = frames[:, top : top + size, left : left + size, :].index_select(0, clip.inverse)
-            dst = out[k * num_clips : (k + 1) * num_clips].permute(0, 2, 3, 4, 1)  # (clips, T, H, W, C) view
-            dst.copy_(crop.view(num_clips, clip_len, size, size, c))
-        return out
+        writer = ViewWriter(
+            clip.inverse.numpy(), num_clips, clip_len, (h, w, c), (h, w), offsets, int(self.protocol.crop_size), self.normalizer()
+        )
+        for d in range(n):
+            writer.write(d, frames[d])
+        return writer.result()
 
     def __call__(self, source: str | os.PathLike[str], total_frames: int | None = None) -> torch.Tensor:
         """Views ``(V, C, T, H, W)`` of one video file or frame folder (float32, or uint8 with ``normalize=False``)."""
-        return self.views_from_frames(self.decode(source, total_frames))
+        cls = type(self)
+        if cls.decode is not TestPipeline.decode or cls.views_from_frames is not TestPipeline.views_from_frames:
+            return self.views_from_frames(self.decode(source, total_frames))  # a subclass changed a stage
+        fmt = self.source_format(source)
+        if fmt == "video":
+            self._check_video(source)
+            with VideoFile(source) as video:
+                indices = self.frame_indices(len(video), 0)
+                distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
+                frames = _numbered(video.iter_frames(distinct))
+                return assemble_views(frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread)
+        _, indices = self._folder_plan(source, fmt, total_frames)
+        distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
+        reader = iter_flow_frames if self.modality == "flow" else iter_rgb_frames
+        frames = _numbered(reader(source, distinct, self.filename_tmpl()))
+        return assemble_views(frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread)

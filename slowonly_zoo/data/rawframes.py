@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ __all__ = [
     "FrameReadError",
     "count_rawframes",
     "decode_image",
+    "iter_flow_frames",
+    "iter_rgb_frames",
     "read_flow_frames",
     "read_rgb_frames",
 ]
@@ -57,39 +59,59 @@ def decode_image(path: str | os.PathLike[str], mode: str) -> np.ndarray:
         raise FrameReadError(path, f"{type(exc).__name__}: {exc}") from exc
 
 
-def _stack(frames: list[np.ndarray], where: str | os.PathLike[str]) -> np.ndarray:
-    shapes = {f.shape for f in frames}
-    if len(shapes) != 1:
-        raise FrameReadError(where, f"frames of different sizes in one folder: {sorted(shapes)}")
-    return np.stack(frames)
+def iter_rgb_frames(
+    frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = RGB_TEMPLATE
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, rgb)`` (uint8 ``(H, W, 3)``) for each distinct frame number in ``indices``, in increasing order.
+
+    Raises :class:`FrameReadError` for a missing or undecodable file, or a frame whose size differs from the first.
+    """
+    frame_dir = Path(frame_dir)
+    shape = None
+    for idx in sorted(set(np.asarray(indices).reshape(-1).tolist())):
+        frame = decode_image(frame_dir / filename_tmpl.format(idx), "RGB")
+        shape = _same_size(shape, frame, frame_dir / filename_tmpl.format(idx))
+        yield idx, frame
+
+
+def iter_flow_frames(
+    frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = FLOW_TEMPLATE
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(index, flow)`` (uint8 ``(H, W, 2)``: x then y) for each distinct frame number, in increasing order."""
+    frame_dir = Path(frame_dir)
+    shape = None
+    for idx in sorted(set(np.asarray(indices).reshape(-1).tolist())):
+        x = decode_image(frame_dir / filename_tmpl.format("x", idx), "L")
+        y = decode_image(frame_dir / filename_tmpl.format("y", idx), "L")
+        if x.shape != y.shape:
+            raise FrameReadError(frame_dir / filename_tmpl.format("y", idx), f"size {y.shape} differs from the x frame's {x.shape}")
+        frame = np.stack([x, y], axis=-1)
+        shape = _same_size(shape, frame, frame_dir / filename_tmpl.format("x", idx))
+        yield idx, frame
+
+
+def _same_size(shape: tuple[int, ...] | None, frame: np.ndarray, path: Path) -> tuple[int, ...]:
+    if shape is not None and frame.shape != shape:
+        raise FrameReadError(path, f"frames of different sizes in one folder: {shape} and {frame.shape}")
+    return frame.shape
+
+
+def _gather(frames: Iterator[tuple[int, np.ndarray]], indices: Sequence[int] | np.ndarray) -> np.ndarray:
+    got = dict(frames)
+    order = np.asarray(indices).reshape(-1).tolist()
+    if not order:
+        raise ValueError("no frame indices given")
+    return np.stack([got[i] for i in order])
 
 
 def read_rgb_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = RGB_TEMPLATE) -> np.ndarray:
-    """RGB uint8 frames ``(n, H, W, 3)`` for the given (already start-index-shifted) frame numbers."""
-    frame_dir = Path(frame_dir)
-    cache: dict[int, np.ndarray] = {}
-    frames = []
-    for idx in np.asarray(indices).reshape(-1).tolist():
-        if idx not in cache:
-            cache[idx] = decode_image(frame_dir / filename_tmpl.format(idx), "RGB")
-        frames.append(cache[idx])
-    return _stack(frames, frame_dir)
+    """RGB uint8 frames ``(n, H, W, 3)`` for the given (already start-index-shifted) frame numbers (each read once)."""
+    return _gather(iter_rgb_frames(frame_dir, indices, filename_tmpl), indices)
 
 
 def read_flow_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = FLOW_TEMPLATE) -> np.ndarray:
     """Flow uint8 frames ``(n, H, W, 2)``: channel 0 from the ``x`` file, channel 1 from the ``y`` file."""
-    frame_dir = Path(frame_dir)
-    cache: dict[int, np.ndarray] = {}
-    frames = []
-    for idx in np.asarray(indices).reshape(-1).tolist():
-        if idx not in cache:
-            x = decode_image(frame_dir / filename_tmpl.format("x", idx), "L")
-            y = decode_image(frame_dir / filename_tmpl.format("y", idx), "L")
-            if x.shape != y.shape:
-                raise FrameReadError(frame_dir / filename_tmpl.format("y", idx), f"size {y.shape} differs from the x frame's {x.shape}")
-            cache[idx] = np.stack([x, y], axis=-1)
-        frames.append(cache[idx])
-    return _stack(frames, frame_dir)
+    return _gather(iter_flow_frames(frame_dir, indices, filename_tmpl), indices)
 
 
 def _template_regex(filename_tmpl: str, flow_prefix: str | None) -> re.Pattern[str]:

@@ -8,16 +8,18 @@ arithmetic of the upstream operators:
   11-bit fixed-point separable bilinear filter (horizontal pass to int32; vertical pass that pre-shifts by 4, keeps
   the high 16 bits of each 16-bit product and rounds by 2 bits, as OpenCV's vector kernel and its scalar tail both
   do), and the 2x2 box average OpenCV switches to for an exact 2x downscale. Checked bit-exact against OpenCV
-  4.10 and 5.0.
+  4.10 and 5.0. :class:`LinearResizer` does it frame by frame with reused buffers.
 * :func:`three_crop_offsets` / :func:`center_crop_offset` are mmaction2's ``ThreeCrop`` / ``CenterCrop``.
 * :func:`normalize_rgb` / :func:`normalize_flow` are mmcv's ``imnormalize_`` (``(x - mean) * (1 / std)``, OpenCV
-  with double scalars) and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division), done exactly as a
-  per-channel lookup table of the 256 uint8 levels.
+  with double scalars) and mmaction2's flow ``Normalize`` (``(x - 128) / 128`` by division), through
+  :class:`Normalizer`: float32 ``(x - mean) / std``, checked equal to the exact per-channel table of the 256 uint8
+  levels (the table itself is the fallback where the check fails).
 * :func:`format_views` is ``FormatShape('NCTHW')``: views ordered crop-major (view = crop * num_clips + clip).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,6 +27,8 @@ import torch
 
 __all__ = [
     "COEF_BITS",
+    "LinearResizer",
+    "Normalizer",
     "center_crop_offset",
     "format_views",
     "linear_coefficients",
@@ -81,10 +85,6 @@ def linear_coefficients(src_size: int, dst_size: int, clamp_fraction: bool) -> t
     return i0, i1, w0, w1
 
 
-def _axis_tables(src_size: int, dst_size: int, clamp_fraction: bool) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.from_numpy(t) for t in linear_coefficients(src_size, dst_size, clamp_fraction))
-
-
 def _box2x(frames: torch.Tensor) -> torch.Tensor:
     """OpenCV's ``INTER_AREA`` fast path, which ``INTER_LINEAR`` uses for an exact 2x downscale.
 
@@ -99,6 +99,75 @@ def _box2x(frames: torch.Tensor) -> torch.Tensor:
     r = s & 3
     up = (r > 2) | ((r == 2) & ((q & 1) == 1))
     return (q + up.to(torch.int32)).to(torch.uint8)
+
+
+class LinearResizer:
+    """``cv2.resize(INTER_LINEAR)`` of uint8 frames ``(H, W, C)`` to ``(new_h, new_w)``, one frame per call.
+
+    Tables and scratch buffers are made once, so resizing many frames of one size allocates nothing. Same arithmetic
+    as OpenCV, in fewer passes:
+
+    * horizontal: ``S[x0] * a0 + S[x1] * a1`` (11-bit weights), then ``>> 4``, computed in float32 as
+      ``S[x0] * (a0 / 16) + S[x1] * (a1 / 16)``: every product and partial sum is a multiple of 1/16 below 2**16,
+      which float32 holds exactly, and the conversion to int32 truncates, i.e. floors these non-negative values.
+      The gathers run on a ``(H, W * C)`` float32 view with per-byte indices (torch's fast ``index_select`` path).
+    * vertical, in int32 like OpenCV's 8-bit vector kernel: ``((((h0 * b0) >> 16) + ((h1 * b1) >> 16) + 2) >> 2``.
+
+    Not thread-safe (the buffers are reused): use one resizer per thread.
+    """
+
+    def __init__(self, height: int, width: int, channels: int, new_h: int, new_w: int) -> None:
+        if min(height, width, channels, new_h, new_w) <= 0:
+            raise ValueError(f"cannot resize {height}x{width}x{channels} to {new_h}x{new_w}")
+        self.src = (height, width, channels)
+        self.dst = (new_h, new_w, channels)
+        self.same = (new_h, new_w) == (height, width)
+        self.box = not self.same and width == 2 * new_w and height == 2 * new_h
+        if self.same or self.box:
+            return
+        c = channels
+        xi0, xi1, xw0, xw1 = linear_coefficients(width, new_w, clamp_fraction=True)
+        yi0, yi1, yw0, yw1 = linear_coefficients(height, new_h, clamp_fraction=False)
+        lanes = np.arange(c)
+        self._b0 = torch.from_numpy((xi0[:, None] * c + lanes).reshape(-1))
+        self._b1 = torch.from_numpy((xi1[:, None] * c + lanes).reshape(-1))
+        self._a0 = torch.from_numpy(np.repeat(xw0.astype(np.float32) / np.float32(16), c))
+        self._a1 = torch.from_numpy(np.repeat(xw1.astype(np.float32) / np.float32(16), c))
+        self._yi0 = torch.from_numpy(yi0)
+        self._yi1 = torch.from_numpy(yi1)
+        self._yw0 = torch.from_numpy(yw0).view(-1, 1)
+        self._yw1 = torch.from_numpy(yw1).view(-1, 1)
+        # With weight sums <= 2048 on both axes the result is at most 255: OpenCV's saturation never applies.
+        self._clamp = bool((xw0 + xw1).max() > 2048 or (yw0 + yw1).min() < 0 or (yw0 + yw1).max() > 2048)
+        row = new_w * c
+        self._x = torch.empty((height, width * c), dtype=torch.float32)
+        self._h = torch.empty((height, row), dtype=torch.float32)
+        self._g = torch.empty((height, row), dtype=torch.float32)
+        self._hs = torch.empty((height, row), dtype=torch.int32)
+        self._v0 = torch.empty((new_h, row), dtype=torch.int32)
+        self._v1 = torch.empty((new_h, row), dtype=torch.int32)
+
+    def __call__(self, frame: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Resize one uint8 frame ``(H, W, C)``; returns uint8 ``(new_h, new_w, C)`` (written into ``out`` if given)."""
+        if tuple(frame.shape) != self.src or frame.dtype != torch.uint8:
+            raise ValueError(f"this resizer takes uint8 frames of shape {self.src}, got {frame.dtype} {tuple(frame.shape)}")
+        if out is None:
+            out = torch.empty(self.dst, dtype=torch.uint8)
+        if self.same:
+            return out.copy_(frame)
+        if self.box:
+            return out.copy_(_box2x(frame.unsqueeze(0))[0])
+        x, h, g, hs, v0, v1 = self._x, self._h, self._g, self._hs, self._v0, self._v1
+        x.copy_(frame.reshape(x.shape))
+        torch.index_select(x, 1, self._b0, out=h).mul_(self._a0)
+        h.addcmul_(torch.index_select(x, 1, self._b1, out=g), self._a1)
+        hs.copy_(h)  # float -> int32 truncates: floor((S0 * a0 + S1 * a1) / 16), exactly OpenCV's ``>> 4``
+        torch.index_select(hs, 0, self._yi0, out=v0).mul_(self._yw0).bitwise_right_shift_(16)
+        torch.index_select(hs, 0, self._yi1, out=v1).mul_(self._yw1).bitwise_right_shift_(16)
+        v0.add_(v1).add_(2).bitwise_right_shift_(2)
+        if self._clamp:
+            v0.clamp_(0, 255)
+        return out.copy_(v0.view(self.dst))
 
 
 def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -116,25 +185,10 @@ def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return frames.clone()
     if w == 2 * new_w and h == 2 * new_h:
         return _box2x(frames)
-
-    xi0, xi1, xw0, xw1 = _axis_tables(w, new_w, clamp_fraction=True)
-    yi0, yi1, yw0, yw1 = _axis_tables(h, new_h, clamp_fraction=False)
-    xw0 = xw0.view(1, -1, 1).expand(1, new_w, c).contiguous()
-    xw1 = xw1.view(1, -1, 1).expand(1, new_w, c).contiguous()
-    yw0 = yw0.view(-1, 1, 1)
-    yw1 = yw1.view(-1, 1, 1)
+    resizer = LinearResizer(h, w, c, new_h, new_w)
     out = torch.empty((n, new_h, new_w, c), dtype=torch.uint8)
-    # One frame at a time keeps the int32 intermediates in cache (and avoids page-faulting big fresh buffers).
     for k in range(n):
-        frame = frames[k]
-        # Horizontal pass: int32 S[x0] * a0 + S[x1] * a1, then the >> 4 of the vertical kernel (done once per row).
-        horiz = frame.index_select(1, xi0).to(torch.int32).mul_(xw0)
-        horiz.add_(frame.index_select(1, xi1).to(torch.int32).mul_(xw1)).bitwise_right_shift_(4)
-        # Vertical pass, with OpenCV's arithmetic for 8-bit output (its vector kernel and its scalar tail agree):
-        # ((((S0 >> 4) * b0) >> 16) + (((S1 >> 4) * b1) >> 16) + 2) >> 2.
-        top = horiz.index_select(0, yi0).mul_(yw0).bitwise_right_shift_(16)
-        top.add_(horiz.index_select(0, yi1).mul_(yw1).bitwise_right_shift_(16)).add_(2).bitwise_right_shift_(2)
-        out[k] = top.clamp_(0, 255)
+        resizer(frames[k], out=out[k])
     return out
 
 
@@ -177,7 +231,7 @@ def _rgb_formula(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> 
 
     ``cv2.subtract(img, float64(mean))`` then ``cv2.multiply(img, 1 / float64(std))``: OpenCV keeps the scalars in
     double, so each step is computed exactly and rounded once to the float32 image. Multiplying by a float32
-    reciprocal, or dividing by ``std``, differs in the last bit for about a quarter of the values.
+    reciprocal differs in the last bit for about a quarter of the values.
     """
     mean64 = np.asarray(mean, dtype=np.float32).astype(np.float64)
     inv64 = 1.0 / np.asarray(std, dtype=np.float32).astype(np.float64)
@@ -195,8 +249,9 @@ def _flow_formula(x: np.ndarray, mean: Sequence[float], std: Sequence[float]) ->
 def normalization_table(mean: Sequence[float], std: Sequence[float], kind: str = "rgb") -> torch.Tensor:
     """Float32 ``(C, 256)`` table: the normalised value of every uint8 level of every channel.
 
-    Normalisation is a per-channel function of the uint8 value, so a table lookup gives upstream's exact float32
-    results (``kind='rgb'``: mmcv ``imnormalize_``; ``kind='flow'``: ``(x - 128) / 128``) at the cost of a gather.
+    Normalisation is a per-channel function of the uint8 value, so this table is the whole truth about it
+    (``kind='rgb'``: mmcv ``imnormalize_``; ``kind='flow'``: ``(x - 128) / 128``); :class:`Normalizer` checks its
+    arithmetic against it.
     """
     levels = np.repeat(np.arange(256, dtype=np.float32)[:, None], len(mean), axis=1)  # (256, C)
     if kind == "rgb":
@@ -208,33 +263,92 @@ def normalization_table(mean: Sequence[float], std: Sequence[float], kind: str =
     return torch.from_numpy(np.ascontiguousarray(table.T))
 
 
-def apply_table(frames: torch.Tensor, table: torch.Tensor, channel_dim: int = -1) -> torch.Tensor:
+def apply_table(frames: torch.Tensor, table: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
     """Look up uint8 ``frames`` in a ``(C, 256)`` table along ``channel_dim``; returns float32, same shape."""
     if frames.dtype != torch.uint8:
         raise TypeError(f"apply_table expects uint8 frames, got {frames.dtype}")
     table = table.to(frames.device)
-    out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+    if out is None:
+        out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
     for c in range(table.shape[0]):
         src = frames.select(channel_dim, c)
         dst = out.select(channel_dim, c)
+        if src.dim() == 0:
+            dst.copy_(table[c][src.to(torch.int64)])
+            continue
         # one leading slice at a time keeps the int64 index small
         for k in range(src.shape[0]):
             dst[k] = table[c][src[k].to(torch.int64)]
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _arithmetic_is_exact(mean: tuple[float, ...], std: tuple[float, ...], kind: str, device: str) -> bool:
+    """Whether float32 ``(x - mean) / std`` on ``device`` equals the table for all 256 levels of every channel."""
+    table = normalization_table(mean, std, kind)
+    levels = torch.arange(256, dtype=torch.uint8, device=device).expand(len(mean), 256).contiguous()
+    got = Normalizer(mean, std, kind, device=device, _arithmetic=True)(levels, channel_dim=0)
+    return torch.equal(got.cpu(), table)
+
+
+class Normalizer:
+    """Upstream's exact per-channel normalisation of uint8 frames to float32, as cheap arithmetic when possible.
+
+    For the protocols' mean/std, float32 ``(x - mean) / std`` (each step correctly rounded, as IEEE subtraction and
+    division are) gives the same float32 numbers as mmcv's double-precision ``imnormalize_`` for every uint8 level:
+    the subtraction is exact or singly rounded either way, and the division happens to round like the double
+    product. That is checked once per (mean, std, kind, device) on all 256 levels of each channel, the only inputs
+    there are, so it holds for every frame; where it does not hold, the exact table lookup is used instead.
+
+    ``device`` is where the mean/std tensors live (the frames' device).
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], kind: str = "rgb", device: str | torch.device = "cpu",
+                 _arithmetic: bool | None = None) -> None:
+        if kind not in ("rgb", "flow"):
+            raise ValueError(f"kind must be 'rgb' or 'flow', got {kind!r}")
+        if len(mean) != len(std):
+            raise ValueError(f"mean and std must have one value per channel, got {len(mean)} and {len(std)}")
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.kind = kind
+        self.device = torch.device(device)
+        if _arithmetic is None:
+            _arithmetic = _arithmetic_is_exact(self.mean, self.std, kind, str(self.device))
+        self.arithmetic = _arithmetic
+        self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
+        self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
+        self._table = None if _arithmetic else normalization_table(self.mean, self.std, kind).to(self.device)
+
+    def __call__(self, frames: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise uint8 ``frames`` whose channels lie along ``channel_dim``; float32, same shape (``out`` if given)."""
+        if frames.dtype != torch.uint8:
+            raise TypeError(f"normalisation expects uint8 frames, got {frames.dtype}")
+        c = len(self.mean)
+        if frames.shape[channel_dim] != c:
+            raise ValueError(f"expected {c} channels along dim {channel_dim}, got shape {tuple(frames.shape)}")
+        if not self.arithmetic:
+            return apply_table(frames, self._table, channel_dim, out)
+        shape = [1] * frames.dim()
+        shape[channel_dim] = c
+        if out is None:
+            out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+        torch.sub(frames, self._mean.view(shape), out=out)
+        return out.div_(self._std.view(shape))
+
+
 def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """Upstream's RGB ``Normalize`` of uint8 frames ``(..., C)``: ``(x - mean) * (1 / std)``, float32, RGB kept.
 
     Exactly mmaction2 0.x + mmcv: float32 ``mean``/``std`` arrays, then ``cv2.subtract``/``cv2.multiply`` with the
-    scalars in double (see :func:`normalization_table`).
+    scalars in double (see :class:`Normalizer`).
     """
-    return apply_table(frames, normalization_table(mean, std, "rgb"))
+    return Normalizer(mean, std, "rgb", frames.device)(frames)
 
 
 def normalize_flow(frames: torch.Tensor, mean: Sequence[float] = (128.0, 128.0), std: Sequence[float] = (128.0, 128.0)) -> torch.Tensor:
     """Upstream's flow ``Normalize`` of uint8 frames ``(..., 2)``: ``(x - mean) / std`` per channel (x, y), float32."""
-    return apply_table(frames, normalization_table(mean, std, "flow"))
+    return Normalizer(mean, std, "flow", frames.device)(frames)
 
 
 def format_views(crops: torch.Tensor, num_clips: int, clip_len: int) -> torch.Tensor:
