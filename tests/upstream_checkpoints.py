@@ -6,7 +6,6 @@ upstream key names and no ``optimizer``, renamed ``<stem>-<first 8 hex of the fi
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
@@ -16,14 +15,7 @@ from reference import randomize_
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.index import ModelEntry, get_model_info
 from slowonly_zoo.weights.convert import zoo_to_upstream
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from slowonly_zoo.weights.hashing import sha256_file
 
 
 def save_published(upstream_state_dict: dict[str, torch.Tensor], directory: Path, stem: str) -> Path:
@@ -39,7 +31,7 @@ def save_published(upstream_state_dict: dict[str, torch.Tensor], directory: Path
         "config": "model = dict(type='Recognizer3D')\n",
     }
     torch.save({"meta": meta, "state_dict": upstream_state_dict}, tmp)
-    final = directory / f"{stem}-{sha256_of(tmp)[:8]}.pth"
+    final = directory / f"{stem}-{sha256_file(tmp)[:8]}.pth"
     tmp.rename(final)
     return final
 

@@ -21,8 +21,6 @@ timeout of ``SLOWONLY_ZOO_DIST_TIMEOUT`` seconds (default 21600).
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import inspect
 import os
 import sys
@@ -38,6 +36,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..weights.checkpoint import EXPORT_WEIGHTS_FILE
+from ..weights.hashing import sha256_file
 from .metrics import compute_metrics
 from .scores import (
     SCORES_FILE,
@@ -50,7 +50,7 @@ from .scores import (
     write_scores,
 )
 
-__all__ = ["BadInputError", "EvalResult", "evaluate", "verify", "sha256_file"]
+__all__ = ["BadInputError", "EvalResult", "evaluate", "verify"]
 
 DEFAULT_BATCH_VIEWS = 60
 """Views per forward pass by default: two 30-view videos."""
@@ -599,18 +599,6 @@ def _run_shard(
 # --------------------------------------------------------------------------------------------------- verify
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file (of ``model.safetensors`` inside an export folder)."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.safetensors"
-    h = hashlib.sha256()
-    with open(p, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _make_dataset(
     entry: Any, ann_file: Path, data_root: Path, fmt: str, sampling: str | None, raw: bool = False
 ) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor] | None]:
@@ -732,7 +720,7 @@ def _verify_single(
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} is not a folder; pass the dataset folder with --data-root")
     ckpt = _checkpoint_for(entry, checkpoint)
-    ckpt_sha = sha256_file(ckpt)
+    ckpt_sha = sha256_file(ckpt / EXPORT_WEIGHTS_FILE if ckpt.is_dir() else ckpt)
     dev = _resolve_device(opts["device"])
     raw = dev.type == "cuda" if opts["normalize_on_device"] is None else opts["normalize_on_device"]
     dataset, transform = _make_dataset(entry, ann_file, data_root, fmt, opts["sampling"], raw=raw)
@@ -750,7 +738,7 @@ def _verify_single(
         views = entry.protocol.num_views
         model = FixedBatch(compile_for_inference(model.to(dev)),
                            _videos_per_batch(dataset, opts["batch_views"], views) * views)
-    protocol = _plain(entry.protocol)
+    protocol = entry.to_dict()["protocol"]
     run_info = {
         "model": entry.name,
         "checkpoint_sha256": ckpt_sha,
@@ -853,14 +841,3 @@ def _finish_report(result: EvalResult, entry: Any, report_mod: Any, print_fn: An
     else:
         result.results_path = result.out_dir / report_mod.RESULTS_FILE
     return result
-
-
-def _plain(obj: Any) -> Any:
-    """A dataclass (e.g. the entry's TestProtocol) as plain JSON-able data."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    return obj

@@ -14,7 +14,6 @@ input and never stops at the first failure, so a command can print a per-item re
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -259,14 +258,6 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
 def _labels(entry: "ModelEntry") -> list[str] | None:
     try:
         labels = list(entry.labels)
@@ -276,11 +267,9 @@ def _labels(entry: "ModelEntry") -> list[str] | None:
 
 
 def _config(entry: "ModelEntry", source_sha256: str, conv_version: str) -> dict[str, Any]:
-    arch, ck, protocol = entry.architecture, entry.checkpoint, entry.protocol
+    arch, ck = entry.architecture, entry.checkpoint
     assert arch is not None and ck is not None
-    protocol_dict = _plain(protocol) if protocol is not None else None
-    if protocol_dict is not None and hasattr(protocol, "num_views"):
-        protocol_dict["num_views"] = protocol.num_views
+    plain = entry.to_dict()  # JSON-ready, protocol with num_views
     return {
         "library_name": "slowonly-zoo",
         "model_type": "slowonly",
@@ -289,14 +278,14 @@ def _config(entry: "ModelEntry", source_sha256: str, conv_version: str) -> dict[
         "architecture": "SlowOnly",
         "model_args": {"depth": arch.depth, "num_classes": entry.num_classes, "in_channels": arch.in_channels,
                        "non_local": arch.non_local, "with_pool1": arch.with_pool1},
-        "backbone": _plain(arch),
+        "backbone": plain["architecture"],
         "num_classes": entry.num_classes,
         "dataset": entry.dataset,
         "labels": _labels(entry),
         "pretrain": entry.pretrain,
         "train_resolution": entry.train_resolution,
-        "test_protocol": protocol_dict,
-        "reported_results": _plain(entry.results),
+        "test_protocol": plain["protocol"],
+        "reported_results": plain["results"],
         "upstream_config": entry.config,
         "source_checkpoint": {"url": ck.url, "filename": ck.filename, "sha256": source_sha256},
         "converter_version": conv_version,
