@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from slowonly_zoo.inference import expand_inputs, extract
+from slowonly_zoo.features import extract
+from slowonly_zoo.inference import expand_inputs
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """``slowonly-zoo`` (also ``python -m slowonly_zoo``): the command line. It parses arguments and prints; the work is
-done by :mod:`slowonly_zoo.inference`, :mod:`slowonly_zoo.evaluation` and :mod:`slowonly_zoo.weights.transfer`.
+done by :mod:`slowonly_zoo.inference`, :mod:`slowonly_zoo.features`, :mod:`slowonly_zoo.benchmark`,
+:mod:`slowonly_zoo.evaluation` and :mod:`slowonly_zoo.weights.transfer`.
 
 Exit codes: 0 success, 1 user error (unknown model, unreadable video, missing weights, bad option, ...; one readable
 sentence on stderr, the traceback only with ``--debug``), 2 ``verify`` ran but the measured numbers do not match the
@@ -272,7 +273,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from .inference import expand_inputs, extract
+    from .features import extract
+    from .inference import expand_inputs
 
     _check_clips(args)
     videos = expand_inputs(args.videos, root=args.root)
@@ -308,7 +310,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .inference import benchmark
+    from .benchmark import benchmark
 
     _check_clips(args)
     say: Callable[[str], None] | None = None if args.json else (lambda m: _err(f"  {m}"))

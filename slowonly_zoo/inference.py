@@ -1,4 +1,6 @@
-"""Classify user videos and extract features with a zoo model (the logic behind ``slowonly-zoo predict/extract``).
+"""Classify user videos with a zoo model (the logic behind ``slowonly-zoo predict``), and what prediction shares
+with feature extraction (:mod:`slowonly_zoo.features`) and timing (:mod:`slowonly_zoo.benchmark`): model loading,
+the test protocol for user inputs, input checks, expanding command-line inputs, and running views through the model.
 
 Inputs are video files (any container and codec PyAV reads) or frame folders (``img_00001.jpg``... for RGB models,
 ``x_00001.jpg``/``y_00001.jpg``... for flow models). Every input goes through the model's own upstream test
@@ -15,16 +17,11 @@ Two deliberate differences from the test protocol, both for user videos only:
 * GYM99 models have 400-way heads but only 99 named classes. Probabilities are the upstream 400-way softmax
   (averaged over views, so they match ``verify``), and the top-k ranks only the 99 named classes; the
   probability mass on the 301 unnamed outputs is reported as ``unlabelled_prob``.
-
-Feature extraction (:func:`extract`) writes one ``.safetensors`` (or ``.npy``) file per input, skips inputs whose
-output already exists (so an interrupted run resumes), and shards the inputs over ``torchrun`` ranks (``RANK`` /
-``WORLD_SIZE``): each rank writes its own files, no process group is needed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -39,33 +36,25 @@ from torch import nn
 from .index import ModelEntry, TestProtocol, get_model_info
 
 __all__ = [
-    "FEATURE_LAYERS",
     "VIDEO_EXTENSIONS",
     "ClassScore",
-    "ExtractSummary",
     "InferenceError",
     "Prediction",
     "Predictor",
-    "benchmark",
     "check_source",
     "default_device",
-    "distributed_shard",
     "expand_inputs",
-    "extract",
+    "forward_views",
     "inference_protocol",
+    "input_pipeline",
     "load_model",
     "predict",
-    "sliding_window_indices",
-    "synthetic_video",
 ]
 
 #: File extensions treated as videos when a folder of videos or a list is expanded.
 VIDEO_EXTENSIONS: tuple[str, ...] = (
     ".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".ts",
 )
-#: What :func:`extract` can save: the pooled 2048-d embedding or the last stage's feature maps.
-FEATURE_LAYERS: tuple[str, ...] = ("pool", "layer4")
-_FEATURE_FORMATS = ("safetensors", "npy")
 _FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -243,15 +232,19 @@ def _with_folder_template(protocol: TestProtocol, entry: ModelEntry, source: Pat
     )
 
 
-def _pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> Any:
+def input_pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> Any:
+    """The :class:`~slowonly_zoo.data.pipeline.TestPipeline` that turns ``source`` into views under ``protocol``,
+    after :func:`check_source` (frame folders get the file name template their frames follow)."""
     from .data.pipeline import TestPipeline
 
     check_source(entry, source)
     return TestPipeline(_with_folder_template(protocol, entry, source))
 
 
-def _forward_views(model: nn.Module, views: torch.Tensor, device: torch.device, batch_views: int,
-                   fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def forward_views(model: nn.Module, views: torch.Tensor, device: torch.device, batch_views: int,
+                  fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``fn`` (the model's forward, or part of it) over ``views`` in chunks of ``batch_views`` on ``device``, in
+    inference mode; the float32 outputs concatenated along the first dimension."""
     outs = []
     with torch.inference_mode():
         for start in range(0, views.shape[0], batch_views):
@@ -289,8 +282,8 @@ class Predictor:
     def probabilities(self, source: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         """Averaged class probabilities (softmax per view, mean over views) and the number of views."""
         path = Path(source)
-        views = _pipeline(self.protocol, self.entry, path)(path)
-        logits = _forward_views(self.model, views, self.device, self.batch_views, self.model)
+        views = input_pipeline(self.protocol, self.entry, path)(path)
+        logits = forward_views(self.model, views, self.device, self.batch_views, self.model)
         probs = torch.softmax(logits, dim=-1).mean(dim=0)
         return probs.cpu().numpy().astype(np.float64), int(views.shape[0])
 
@@ -389,360 +382,3 @@ def expand_inputs(items: Iterable[str | os.PathLike[str]], *, root: str | os.Pat
         else:
             out.append(path)
     return out
-
-
-def distributed_shard(items: Sequence[Any], rank: int | None = None, world_size: int | None = None) -> list[Any]:
-    """This process's share of ``items``: every ``world_size``-th item from ``rank`` (``RANK``/``WORLD_SIZE`` of
-    ``torchrun`` by default; everything in a plain run)."""
-    rank = int(os.environ.get("RANK", 0)) if rank is None else int(rank)
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else int(world_size)
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise InferenceError(f"bad distributed setting: rank {rank} of world size {world_size}")
-    return list(items[rank::world_size])
-
-
-def _output_names(sources: Sequence[Path], suffix: str) -> list[Path]:
-    """Relative output paths mirroring the inputs below their common folder (unique for distinct inputs)."""
-    resolved = [Path(os.path.abspath(s)) for s in sources]  # not resolve(): keep the user's (symlink) names
-    if len(set(resolved)) != len(resolved):
-        dup = sorted({str(s) for s in resolved if resolved.count(s) > 1})
-        raise InferenceError(f"the same input is listed more than once: {', '.join(dup[:3])}")
-    parents = [str(r.parent) for r in resolved]
-    common = Path(os.path.commonpath(parents)) if parents else Path("/")
-    out = []
-    for r in resolved:
-        rel = r.relative_to(common)
-        name = rel.name if r.is_dir() else rel.stem
-        out.append(rel.parent / (name + suffix))
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
-# extract
-# --------------------------------------------------------------------------------------------------
-
-
-def sliding_window_indices(total_frames: int, clip_len: int, frame_interval: int, stride: int,
-                           start_index: int = 0) -> np.ndarray:
-    """Frame indices ``(num_windows, clip_len)`` of clips starting every ``stride`` frames.
-
-    A clip spans ``(clip_len - 1) * frame_interval + 1`` frames; windows start at 0, stride, 2 * stride, ... as long
-    as the clip fits. A video shorter than one clip gives one window at 0 whose indices wrap around (as upstream's
-    sampler loops short videos).
-    """
-    if stride < 1:
-        raise InferenceError(f"--clip-stride must be 1 or more frames, got {stride}")
-    span = (clip_len - 1) * frame_interval + 1
-    starts = np.arange(0, max(total_frames - span, 0) + 1, stride, dtype=np.int64)
-    inds = starts[:, None] + np.arange(clip_len, dtype=np.int64)[None, :] * frame_interval
-    return np.mod(inds, total_frames) + start_index
-
-
-def _window_pipeline(base: Any, stride: int) -> Any:
-    """A TestPipeline whose clips are sliding windows (one centre crop each) instead of the uniform test clips."""
-    from .data.pipeline import TestPipeline
-
-    class _Windows(TestPipeline):
-        def frame_indices(self, total_frames: int, start_index: int = 0) -> np.ndarray:
-            p = self.protocol
-            return sliding_window_indices(total_frames, p.clip_len, p.frame_interval, stride, start_index)
-
-        def views_from_frames(self, clip: Any) -> torch.Tensor:
-            n = int(clip.indices.shape[0])
-            inner = TestPipeline(dataclasses.replace(self.protocol, num_clips=n), self.sampling, self.normalize)
-            return inner.views_from_frames(clip)
-
-    protocol = dataclasses.replace(base.protocol, crop="center")
-    return _Windows(protocol, base.sampling, base.normalize, base.fmt)
-
-
-@dataclass
-class ExtractSummary:
-    """What :func:`extract` did on this rank: files written, inputs skipped (output present), failures."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    rank: int = 0
-    world_size: int = 1
-    seconds: float = 0.0
-
-
-def _save_features(path: Path, features: torch.Tensor, extra: dict[str, torch.Tensor], meta: dict[str, str],
-                   fmt: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        if fmt == "npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, features.numpy())
-        else:
-            from safetensors.torch import save_file
-
-            tensors = {"features": features.contiguous(), **{k: v.contiguous() for k, v in extra.items()}}
-            save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written output behind
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def extract(
-    model_or_name: nn.Module | str,
-    videos: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    *,
-    checkpoint: str | os.PathLike[str] | None = None,
-    layer: str = "pool",
-    clip_stride: int | None = None,
-    clips: int | None = None,
-    fmt: str = "safetensors",
-    device: str | torch.device | None = None,
-    batch_views: int = 30,
-    overwrite: bool = False,
-    rank: int | None = None,
-    world_size: int | None = None,
-    on_progress: Callable[[str, str, str], None] | None = None,
-) -> ExtractSummary:
-    """Extract features per input and save them under ``out_dir``, one file per input.
-
-    Args:
-        videos: video files / frame folders (list files and folders of videos are expanded by
-            :func:`expand_inputs` in the CLI; here each item is one input).
-        layer: ``"pool"``: the pooled 2048-d clip embedding (the classifier's input); ``"layer4"``: the last
-            stage's feature maps ``(2048, T, h, w)`` per view.
-        clip_stride: None: the views of the test protocol (or ``clips``); with ``pool`` they are averaged into one
-            2048-d vector per input, with ``layer4`` kept per view. ``S``: sliding-window clips starting every ``S``
-            frames, one centre crop each, saved per window (``(num_windows, 2048)`` or ``(num_windows, 2048, T, h,
-            w)``) with their first frame in ``clip_starts``.
-        clips: as :func:`predict` (ignored with ``clip_stride``).
-        fmt: ``"safetensors"`` (tensor ``features``, plus ``clip_starts`` for windows, and string metadata: model,
-            layer, source, views) or ``"npy"`` (the features array alone).
-        overwrite: recompute inputs whose output exists (default: skip them, so reruns resume).
-        rank, world_size: this process's shard (default from ``torchrun``'s environment).
-        on_progress: called after each input as ``(input, status, detail)``: status ``"written"`` or ``"skipped"``
-            with the output path as detail, or ``"failed"`` with the reason.
-
-    Output files mirror the inputs' paths below their common folder, with the suffix ``.safetensors``/``.npy``.
-    Unreadable inputs are recorded in ``summary.failed`` and the rest continues.
-    """
-    if layer not in FEATURE_LAYERS:
-        raise InferenceError(f"unknown layer {layer!r}; choose one of {', '.join(FEATURE_LAYERS)}")
-    if fmt not in _FEATURE_FORMATS:
-        raise InferenceError(f"unknown feature format {fmt!r}; choose one of {', '.join(_FEATURE_FORMATS)}")
-    items = [Path(videos)] if isinstance(videos, (str, os.PathLike)) else [Path(v) for v in videos]
-    if not items:
-        raise InferenceError("no inputs to extract features from")
-    names = _output_names(items, "." + fmt)
-    out_root = Path(out_dir)
-    pairs = distributed_shard(list(zip(items, names)), rank, world_size)
-    summary = ExtractSummary(rank=int(os.environ.get("RANK", 0)) if rank is None else rank,
-                             world_size=int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size)
-    todo = []
-    for source, name in pairs:
-        target = out_root / name
-        if target.exists() and not overwrite:
-            summary.skipped.append(target)
-            if on_progress:
-                on_progress(str(source), "skipped", str(target))
-        else:
-            todo.append((source, target))
-    if not todo:
-        return summary
-
-    t0 = time.perf_counter()
-    model, entry = load_model(model_or_name, checkpoint=checkpoint, device=device)
-    dev = next(model.parameters()).device
-    protocol = inference_protocol(entry, None if clip_stride is not None else clips)
-
-    def features_of(x: torch.Tensor) -> torch.Tensor:
-        maps = model.forward_features(x)
-        return maps if layer == "layer4" else model.forward_head(maps, pre_logits=True)
-
-    for source, target in todo:
-        try:
-            pipeline = _pipeline(protocol, entry, source)
-            if clip_stride is not None:
-                pipeline = _window_pipeline(pipeline, int(clip_stride))
-            clip = pipeline.decode(source)
-            views = pipeline.views_from_frames(clip)
-            feats = _forward_views(model, views, dev, max(1, int(batch_views)), features_of).cpu()
-            extra: dict[str, torch.Tensor] = {}
-            if clip_stride is not None:
-                start = pipeline.start_index(pipeline.source_format(source))
-                extra["clip_starts"] = torch.from_numpy(np.ascontiguousarray(clip.indices[:, 0] - start))
-            elif layer == "pool":
-                feats = feats.mean(dim=0)
-            meta = {
-                "model": entry.name,
-                "layer": layer,
-                "source": str(source),
-                "num_views": str(int(views.shape[0])),
-                "clip_stride": str(clip_stride) if clip_stride is not None else "",
-                "protocol": json.dumps(dataclasses.asdict(pipeline.protocol)),
-                "total_frames": str(clip.total_frames),
-            }
-            _save_features(target, feats, extra, meta, fmt)
-        except (InferenceError, OSError, RuntimeError, ValueError) as exc:
-            summary.failed.append((str(source), str(exc)))
-            if on_progress:
-                on_progress(str(source), "failed", str(exc))
-            continue
-        summary.written.append(target)
-        if on_progress:
-            on_progress(str(source), "written", str(target))
-    summary.seconds = time.perf_counter() - t0
-    return summary
-
-
-# --------------------------------------------------------------------------------------------------
-# benchmark
-# --------------------------------------------------------------------------------------------------
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def synthetic_video(path: str | os.PathLike[str], *, frames: int = 300, width: int = 340, height: int = 256,
-                    fps: int = 30) -> Path:
-    """Write a moving-pattern MPEG-4 video (for end-to-end timing when no real video is given)."""
-    import av
-
-    path = Path(path)
-    yy, xx = np.mgrid[0:height, 0:width]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(frames):
-            img = np.stack([(xx + 3 * i) % 256, (yy + 2 * i) % 256, (xx + yy + i) % 256], axis=-1).astype(np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
-
-
-def benchmark(
-    name: str,
-    *,
-    device: str | torch.device | None = None,
-    iters: int | None = None,
-    warmup: int = 5,
-    clips: int | None = None,
-    crop_size: int | None = None,
-    video: str | os.PathLike[str] | None = None,
-    e2e_iters: int = 3,
-    fuse_bn: bool = False,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Throughput of a zoo model, measured as upstream's ``tools/analysis/benchmark.py`` does (spec §8).
-
-    Model only: random weights (no checkpoint), batch 1 video = all test views at once (30 views of the full
-    protocol), ``iters`` iterations of which the first ``warmup`` (5) are not counted; each timed iteration is
-    synchronize, copy the views to the device, forward, softmax-and-mean over views, copy the scores back,
-    synchronize. Decoding is excluded. ``videos_per_second = (iters - warmup) / timed seconds`` (upstream also adds
-    its last iteration's time twice, which lowers its figure by about 1/(iters - warmup); we do not).
-
-    End to end: ``e2e_iters`` runs of decode + test pipeline + forward + averaging on ``video`` (default: a
-    synthetic 340x256, 300-frame MPEG-4 clip), as videos/s.
-
-    ``iters`` defaults to upstream's 200 on a GPU and 10 on a CPU. ``clips`` / ``crop_size`` shrink the views
-    (``clips=N``: N clips, one centre crop) to measure something else than upstream's setting; the result says so.
-    """
-    import tempfile
-
-    entry = get_model_info(name)
-    dev = torch.device(device) if device is not None else default_device()
-    if iters is None:
-        iters = 200 if dev.type == "cuda" else 10
-    if warmup < 0 or iters <= warmup:
-        raise InferenceError(f"--iters ({iters}) must be larger than --warmup ({warmup})")
-    protocol = inference_protocol(entry, clips)
-    if crop_size is not None:
-        protocol = dataclasses.replace(protocol, crop_size=int(crop_size), resize_short=int(crop_size))
-    model, entry = load_model(name, device=dev, pretrained=False)
-    if fuse_bn:
-        from .models.fuse import fuse_batchnorm
-
-        model = fuse_batchnorm(model, inplace=True)
-    c = entry.architecture.in_channels
-    shape = (protocol.num_views, c, protocol.clip_len, protocol.crop_size, protocol.crop_size)
-    generator = torch.Generator().manual_seed(0)
-    views = torch.randn(shape, generator=generator)
-    if dev.type == "cuda":
-        views = views.pin_memory()
-    timed = 0.0
-    with torch.inference_mode():
-        for i in range(iters):
-            _sync(dev)
-            t0 = time.perf_counter()
-            scores = torch.softmax(model(views.to(dev, non_blocking=True)), dim=-1).mean(dim=0).cpu().numpy()
-            _sync(dev)
-            elapsed = time.perf_counter() - t0
-            if i >= warmup:
-                timed += elapsed
-            if progress:
-                progress(f"iteration {i + 1}/{iters}: {elapsed:.3f} s{' (warm-up)' if i < warmup else ''}")
-    assert scores.shape == (entry.num_classes,)
-    upstream_setting = clips is None and crop_size is None
-    result: dict[str, Any] = {
-        "model": entry.name,
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "weights": "random (as upstream's benchmark)",
-        "fuse_bn": fuse_bn,
-        "views_per_video": protocol.num_views,
-        "input_per_view": list(shape[1:]),
-        "iters": iters,
-        "warmup": warmup,
-        "upstream_setting": upstream_setting,
-        "model_videos_per_second": (iters - warmup) / timed,
-        "model_seconds_per_video": timed / (iters - warmup),
-        "reported_videos_per_second": next((r.inference_time for r in entry.results if r.inference_time), None),
-    }
-    if e2e_iters > 0:
-        with tempfile.TemporaryDirectory(prefix="slowonly-bench-") as tmp:
-            if video is None:
-                if entry.architecture.modality == "flow":
-                    result["end_to_end"] = None
-                    result["end_to_end_note"] = "flow models need frame folders; pass --video FOLDER to time them"
-                    return result
-                source = synthetic_video(Path(tmp) / "synthetic.mp4")
-            else:
-                source = Path(video)
-            pipe = _pipeline(protocol, entry, source)
-            t_all = time.perf_counter()
-            t_data = 0.0
-            with torch.inference_mode():
-                for i in range(e2e_iters):
-                    t0 = time.perf_counter()
-                    v = pipe(source)
-                    t_data += time.perf_counter() - t0
-                    torch.softmax(model(v.to(dev)), dim=-1).mean(dim=0).cpu()
-                    _sync(dev)
-                    if progress:
-                        progress(f"end-to-end {i + 1}/{e2e_iters}")
-            total = time.perf_counter() - t_all
-            result["end_to_end"] = {
-                "video": str(video) if video is not None else "synthetic 340x256, 300 frames, MPEG-4",
-                "iters": e2e_iters,
-                "videos_per_second": e2e_iters / total,
-                "data_seconds_per_video": t_data / e2e_iters,
-            }
-    return result
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

@@ -258,7 +258,7 @@ def test_extract_resumable_with_layers_and_windows(tmp_path, ckpts, shared_video
 def test_extract_layer4_and_sharding_python_api(tmp_path, ckpts, shared_videos):
     from safetensors import safe_open
 
-    from slowonly_zoo.inference import extract
+    from slowonly_zoo.features import extract
 
     video = shared_videos / "cleaning_pool_32f.mp4"
     s = extract(VIDEO_MODEL, [video], tmp_path, checkpoint=ckpts[VIDEO_MODEL], layer="layer4", clips=1,

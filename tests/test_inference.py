@@ -1,5 +1,6 @@
-"""``slowonly_zoo.inference``: predict / extract on real clips and frame folders, with upstream-format checkpoints
-written by the tests; protocol choices for user videos; input expansion and sliding windows."""
+"""``slowonly_zoo.inference`` (predict) and ``slowonly_zoo.features`` (extract) on real clips and frame folders, with
+upstream-format checkpoints written by the tests; protocol choices for user videos; input expansion and sliding
+windows."""
 
 from __future__ import annotations
 
@@ -12,16 +13,15 @@ import torch
 from PIL import Image
 
 from slowonly_zoo.data.pipeline import TestPipeline
+from slowonly_zoo.features import extract, sliding_window_indices
 from slowonly_zoo.index import get_model_info
 from slowonly_zoo.inference import (
     InferenceError,
     Predictor,
     check_source,
     expand_inputs,
-    extract,
     inference_protocol,
     predict,
-    sliding_window_indices,
 )
 from upstream_checkpoints import write_upstream_checkpoint
 

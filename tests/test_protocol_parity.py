@@ -15,7 +15,7 @@ import torch
 from mm_pipeline import mmaction_views
 from reference import build_mmaction_recognizer, randomize_
 from upstream_checkpoints import save_published
-from slowonly_zoo.evaluation.runner import verify
+from slowonly_zoo.evaluation import verify
 from slowonly_zoo.evaluation.scores import read_scores
 from slowonly_zoo.index import get_model_info
 

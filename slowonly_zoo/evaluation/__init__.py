@@ -1,10 +1,12 @@
-"""Reproducing reported numbers: metrics, the resumable per-video score store, the verify runner, fusion, reports."""
+"""Reproducing reported numbers: metrics, the resumable per-video score store, the evaluation loop (and its
+torch.distributed side), ``verify``, fusion, reports."""
 
 from .fusion import ScoreMismatchError, fuse_files, fuse_tables
 from .metrics import compute_metrics, mean_class_accuracy, top_k_accuracy
 from .report import DEFAULT_TOLERANCE, exit_status, format_summary
-from .runner import BadInputError, EvalResult, evaluate, verify
+from .runner import BadInputError, EvalResult, evaluate
 from .scores import RunMismatchError, ScoreTable, read_scores, write_scores
+from .verification import verify
 
 __all__ = [
     "DEFAULT_TOLERANCE",

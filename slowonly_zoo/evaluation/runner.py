@@ -1,7 +1,7 @@
-"""The verify loop: run a model over a test dataset with upstream's clip averaging, resumably and in parallel.
+"""The evaluation loop: run a model over a test dataset with upstream's clip averaging, resumably and in parallel.
 
-:func:`evaluate` is the engine (any model, any dataset of ``Sample``-like items); :func:`verify` is what
-``slowonly-zoo verify`` calls: it builds the model and dataset for a zoo entry, evaluates, and writes the report.
+:func:`evaluate` is the engine (any model, any dataset of ``Sample``-like items); :func:`slowonly_zoo.evaluation.verify`
+builds the model and dataset for a zoo entry and calls it.
 
 Speed: decoding and preprocessing run in DataLoader worker processes while the model runs; the views of several
 videos are stacked into one batch of up to ``batch_views`` views; on CUDA the batch is staged in pinned memory,
@@ -14,20 +14,16 @@ views, in float32, exactly as ``Recognizer3D`` does.
 
 Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) process ``rank`` takes the batches (groups of
 consecutive videos) whose number is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so
-every video counts exactly once.
-The process group uses NCCL on CUDA and gloo on CPU; the long waits between ranks run on a gloo group with a
-timeout of ``SLOWONLY_ZOO_DIST_TIMEOUT`` seconds (default 21600).
+every video counts exactly once (process group and merging: :mod:`slowonly_zoo.evaluation.distributed`).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,21 +32,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..weights.checkpoint import EXPORT_WEIGHTS_FILE
-from ..weights.hashing import sha256_file
+from .distributed import DistContext, merge_records, resolve_device, setup_distributed
 from .metrics import compute_metrics
-from .scores import (
-    SCORES_FILE,
-    ScoreStore,
-    ScoreTable,
-    VideoRecord,
-    check_run_info,
-    read_records,
-    read_scores,
-    write_scores,
-)
+from .scores import ScoreStore, ScoreTable, VideoRecord, check_run_info, read_records
 
-__all__ = ["BadInputError", "EvalResult", "evaluate", "verify"]
+__all__ = ["DEFAULT_BATCH_VIEWS", "BadInputError", "EvalResult", "evaluate", "videos_per_batch"]
 
 DEFAULT_BATCH_VIEWS = 60
 """Views per forward pass by default: two 30-view videos."""
@@ -82,7 +68,7 @@ class EvalResult:
     world_size: int = 1
     settings: dict[str, Any] = field(default_factory=dict)
     report: dict[str, Any] | None = None
-    """The content of ``results.json`` (set by :func:`verify`)."""
+    """The content of ``results.json`` (set by :func:`slowonly_zoo.evaluation.verify`)."""
     results_path: Path | None = None
 
     @property
@@ -101,87 +87,6 @@ class EvalResult:
     @property
     def verdict(self) -> str | None:
         return None if self.report is None else self.report.get("verdict")
-
-
-# --------------------------------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    group: Any = None
-    """A gloo process group for the control messages (None: the default group, or not distributed)."""
-    initialized_here: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    def barrier(self) -> None:
-        if self.enabled:
-            torch.distributed.barrier(group=self.group)
-
-    def all_true(self, flag: bool) -> bool:
-        """True on every rank iff ``flag`` is True on every rank."""
-        if not self.enabled:
-            return flag
-        t = torch.tensor([0 if flag else 1], dtype=torch.int64)
-        torch.distributed.all_reduce(t, group=self.group)
-        return int(t.item()) == 0
-
-    def sum(self, value: float) -> float:
-        if not self.enabled:
-            return value
-        t = torch.tensor([value], dtype=torch.float64)
-        torch.distributed.all_reduce(t, group=self.group)
-        return float(t.item())
-
-    def close(self) -> None:
-        if self.initialized_here and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-
-
-def _env_world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def _setup_distributed(device: torch.device) -> _Dist:
-    """Join the torchrun process group when ``WORLD_SIZE`` > 1 (env:// rendezvous), else a single-process context."""
-    world = _env_world_size()
-    if world <= 1 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return _Dist()
-    import torch.distributed as dist
-
-    if not dist.is_available():
-        raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run a single process")
-    timeout = timedelta(seconds=float(os.environ.get("SLOWONLY_ZOO_DIST_TIMEOUT", 6 * 3600)))
-    initialized_here = False
-    if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, timeout=timeout)
-        initialized_here = True
-    group = None if dist.get_backend() == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
-    return _Dist(
-        rank=dist.get_rank(),
-        world_size=dist.get_world_size(),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-        group=group,
-        initialized_here=initialized_here,
-    )
-
-
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if _env_world_size() > 1 else 0)
-    return dev
 
 
 # --------------------------------------------------------------------------------------------------- data side
@@ -346,7 +251,9 @@ def _default_workers(device: torch.device) -> int:
 # --------------------------------------------------------------------------------------------------- evaluate
 
 
-def _videos_per_batch(dataset: Any, batch_views: int, views_per_video: int | None) -> int:
+def videos_per_batch(dataset: Any, batch_views: int, views_per_video: int | None) -> int:
+    """How many consecutive videos make one batch: ``batch_views // views_per_video`` (at least 1), with
+    ``views_per_video`` from the dataset (``num_views`` or ``protocol.num_views``) when not given."""
     if views_per_video is None:
         protocol = getattr(dataset, "protocol", None)
         views_per_video = getattr(dataset, "num_views", None) or getattr(protocol, "num_views", None)
@@ -409,8 +316,8 @@ def evaluate(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     out_dir = Path(out_dir)
-    dev = _resolve_device(device)
-    ctx = _setup_distributed(dev)
+    dev = resolve_device(device)
+    ctx = setup_distributed(dev)
     try:
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
@@ -425,7 +332,7 @@ def evaluate(
         done = read_records(out_dir)
         ctx.barrier()  # every rank has read the folder before any rank appends to it
         finished = {i for i, r in done.items() if i < num_selected and (r.ok or not retry_failed)}
-        per_batch = _videos_per_batch(dataset, batch_views, views_per_video)
+        per_batch = videos_per_batch(dataset, batch_views, views_per_video)
         groups = [range(s, min(s + per_batch, num_selected)) for s in range(0, num_selected, per_batch)]
         mine = [g for k, g in enumerate(groups) if k % ctx.world_size == ctx.rank and any(i not in finished for i in g)]
 
@@ -448,19 +355,7 @@ def evaluate(
         total_processed = ctx.sum(float(processed))
         seconds = ctx.sum(seconds) / ctx.world_size if ctx.enabled else seconds
 
-        scores_path = out_dir / SCORES_FILE
-        if ctx.rank == 0:
-            records = read_records(out_dir)
-            missing = [i for i in range(num_selected) if i not in records]
-            if missing:
-                raise RuntimeError(
-                    f"{len(missing)} videos have no recorded result (first: annotation index {missing[0]}); "
-                    f"the record files in {out_dir} are incomplete. Rerun the same command to finish them."
-                )
-            table = ScoreTable.from_records(records[i] for i in range(num_selected))
-            write_scores(scores_path, table)
-        ctx.barrier()
-        table = read_scores(scores_path)
+        scores_path, table = merge_records(ctx, out_dir, num_selected)
         metrics = compute_metrics(table.scores, table.labels) if table.ids.shape[0] else None
         return EvalResult(
             out_dir=out_dir,
@@ -492,7 +387,7 @@ def _run_shard(
     groups: list[range],
     finished: set[int],
     out_dir: Path,
-    ctx: _Dist,
+    ctx: DistContext,
     device: torch.device,
     batch_views: int,
     num_workers: int,
@@ -595,249 +490,3 @@ def _run_shard(
             torch.backends.cudnn.benchmark = cudnn_benchmark
     return processed
 
-
-# --------------------------------------------------------------------------------------------------- verify
-
-
-def _make_dataset(
-    entry: Any, ann_file: Path, data_root: Path, fmt: str, sampling: str | None, raw: bool = False
-) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor] | None]:
-    """``TestDataset`` for ``entry``, and the device-side transform its views need (None: they are ready).
-
-    ``raw``: ask for uint8 views, normalised on the device (used on CUDA).
-    """
-    from slowonly_zoo.data.dataset import TestDataset
-
-    params = inspect.signature(TestDataset).parameters
-    first = next(iter(params))
-    kwargs: dict[str, Any] = {}
-    transform = None
-    if raw and "normalize" in params:
-        from slowonly_zoo.data.pipeline import normalize_views
-
-        protocol = entry.protocol
-        kwargs["normalize"] = False
-
-        def transform(views: torch.Tensor) -> torch.Tensor:
-            return normalize_views(views, protocol)
-
-    if sampling is not None:
-        if "sampling" not in params:
-            raise ValueError("this version of slowonly_zoo.data has no sampling option; leave --sampling unset")
-        kwargs["sampling"] = sampling
-    spec = entry if first == "entry" else entry.protocol
-    return TestDataset(spec, ann_file, data_root, fmt, **kwargs), transform
-
-
-def _checkpoint_for(entry: Any, checkpoint: str | Path | None) -> Path:
-    if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        if not path.exists():
-            raise FileNotFoundError(
-                f"checkpoint {path} does not exist; pass the path of an upstream .pth or an exported file/folder"
-            )
-        return path
-    from slowonly_zoo.weights.sources import fetch_weights
-
-    return Path(fetch_weights(entry))
-
-
-def verify(
-    name: str,
-    data_root: str | Path,
-    ann_file: str | Path,
-    *,
-    checkpoint: str | Path | Sequence[str | Path] | None = None,
-    fmt: str = "auto",
-    out: str | Path | None = None,
-    num_workers: int | None = None,
-    batch_views: int = DEFAULT_BATCH_VIEWS,
-    device: str | None = None,
-    limit: int | None = None,
-    strict: bool = False,
-    amp: bool = False,
-    sampling: str | None = None,
-    tolerance: float | None = None,
-    progress: bool = True,
-    print_fn: Callable[[str], None] | None = print,
-    model_factory: Callable[[Any, Path], nn.Module] | None = None,
-    normalize_on_device: bool | None = None,
-    compile: bool = False,
-) -> EvalResult:
-    """Reproduce a zoo model's reported accuracy on the user's copy of its test set (``slowonly-zoo verify``).
-
-    Runs the entry's upstream test protocol over ``ann_file`` (paths relative to ``data_root``), writes
-    ``scores.npz`` and ``results.json`` into ``out`` (default ``./verify-<name>``), prints the reported-vs-measured
-    table (rank 0), and returns the :class:`EvalResult` with ``report`` set. Rerunning the same command resumes.
-
-    The GYM99 fusion entry evaluates each member into ``out/<member>/`` and fuses their probabilities 1:1.
-
-    Args:
-        checkpoint: a local upstream ``.pth`` / exported file or folder instead of the verified download; for the
-            fusion entry, one path per member in the entry's member order.
-        fmt: ``"video"``, ``"rawframes"`` or ``"auto"`` (per item: a folder is a frame folder, a file a video).
-        sampling: the data layer's test-clip sampling option (None: the spec's, mmaction2 0.x).
-        tolerance: most |measured − reported| (percentage points) that still passes; default
-            :data:`slowonly_zoo.evaluation.report.DEFAULT_TOLERANCE`.
-        model_factory: builds the model from (entry, checkpoint path); default ``slowonly_zoo.create_model``.
-        normalize_on_device: workers hand over uint8 views, normalised on the device (same numbers, 4x fewer
-            bytes to move); default: on CUDA only.
-        compile: run the model through ``torch.compile`` with weight freezing, on batches padded to one fixed
-            size so it compiles once (about a minute up front; worth it for more than a few dozen videos).
-        Other arguments: as :func:`evaluate`.
-    """
-    from slowonly_zoo.index import get_model_info
-
-    from . import report as report_mod
-
-    entry = get_model_info(name)
-    out_dir = Path(out) if out is not None else Path.cwd() / f"verify-{entry.name}"
-    tol = report_mod.DEFAULT_TOLERANCE if tolerance is None else tolerance
-    common = dict(
-        num_workers=num_workers, batch_views=batch_views, device=device, limit=limit, strict=strict, amp=amp,
-        sampling=sampling, tolerance=tol, progress=progress, model_factory=model_factory,
-        normalize_on_device=normalize_on_device, compile=compile,
-    )
-    if not entry.members and checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise TypeError(f"{entry.name} is a single model: pass one checkpoint path, not {type(checkpoint).__name__}")
-    ctx = _setup_distributed(_resolve_device(device))  # one process group for every member of a fusion
-    try:
-        if entry.members:
-            return _verify_fusion(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, print_fn, common)
-        result = _verify_single(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, common)
-        return _finish_report(result, entry, report_mod, print_fn, tol)
-    finally:
-        ctx.close()
-
-
-def _verify_single(
-    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path, opts: dict[str, Any]
-) -> EvalResult:
-    if entry.protocol is None:
-        raise ValueError(f"{entry.name} has no test protocol in the index, so it cannot be verified")
-    if not ann_file.is_file():
-        raise FileNotFoundError(f"annotation file {ann_file} does not exist; pass the test list with --ann-file")
-    if not data_root.is_dir():
-        raise FileNotFoundError(f"data root {data_root} is not a folder; pass the dataset folder with --data-root")
-    ckpt = _checkpoint_for(entry, checkpoint)
-    ckpt_sha = sha256_file(ckpt / EXPORT_WEIGHTS_FILE if ckpt.is_dir() else ckpt)
-    dev = _resolve_device(opts["device"])
-    raw = dev.type == "cuda" if opts["normalize_on_device"] is None else opts["normalize_on_device"]
-    dataset, transform = _make_dataset(entry, ann_file, data_root, fmt, opts["sampling"], raw=raw)
-    if opts["model_factory"] is not None:
-        model = opts["model_factory"](entry, ckpt)
-    else:
-        from slowonly_zoo.factory import create_model
-        from slowonly_zoo.models.fuse import fuse_batchnorm
-
-        # BatchNorm folded into the convolutions: same outputs to float rounding, less work per view
-        model = fuse_batchnorm(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
-    if opts["compile"]:
-        from slowonly_zoo.models.fuse import FixedBatch, compile_for_inference
-
-        views = entry.protocol.num_views
-        model = FixedBatch(compile_for_inference(model.to(dev)),
-                           _videos_per_batch(dataset, opts["batch_views"], views) * views)
-    protocol = entry.to_dict()["protocol"]
-    run_info = {
-        "model": entry.name,
-        "checkpoint_sha256": ckpt_sha,
-        "ann_file_sha256": sha256_file(ann_file),
-        "format": fmt,
-        "sampling": opts["sampling"] or "default",
-        "protocol": protocol,
-    }
-    result = evaluate(
-        model,
-        dataset,
-        out_dir=out_dir,
-        batch_views=opts["batch_views"],
-        num_workers=opts["num_workers"],
-        device=dev,
-        amp=opts["amp"],
-        limit=opts["limit"],
-        strict=opts["strict"],
-        progress=opts["progress"],
-        run_info=run_info,
-        views_per_video=entry.protocol.num_views,
-        transform=transform,
-    )
-    result.settings.update(
-        checkpoint=str(ckpt), checkpoint_sha256=ckpt_sha, ann_file=str(ann_file), data_root=str(data_root),
-        format=fmt, sampling=opts["sampling"] or "default", protocol=protocol, limit=opts["limit"],
-    )
-    return result
-
-
-def _verify_fusion(
-    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path,
-    print_fn: Callable[[str], None] | None, opts: dict[str, Any],
-) -> EvalResult:
-    from slowonly_zoo.index import get_model_info
-
-    from . import report as report_mod
-    from .fusion import fuse_tables
-
-    members = [get_model_info(m) for m in entry.members]
-    if checkpoint is None:
-        ckpts: list[Any] = [None] * len(members)
-    elif isinstance(checkpoint, (str, os.PathLike)) or len(checkpoint) != len(members):
-        raise ValueError(
-            f"{entry.name} fuses {len(members)} models ({', '.join(entry.members)}): pass one checkpoint per member, "
-            "in that order, or none to use the verified downloads"
-        )
-    else:
-        ckpts = list(checkpoint)
-    member_results = []
-    for member, ckpt in zip(members, ckpts):
-        # each member reads the same list; frame folders hold img_ (RGB) and x_/y_ (flow) files
-        res = _verify_single(member, data_root, ann_file, ckpt, fmt, out_dir / member.name, opts)
-        member_results.append(_finish_report(res, member, report_mod, print_fn, opts["tolerance"]))
-    fused = fuse_tables(
-        [r.table for r in member_results],
-        names=[m.name for m in members],
-        weights=entry.member_weights or None,
-        allow_partial=True,
-    )
-    scores_path = write_scores(out_dir / SCORES_FILE, fused)
-    first = member_results[0]
-    result = EvalResult(
-        out_dir=out_dir,
-        scores_path=scores_path,
-        table=fused,
-        metrics=compute_metrics(fused.scores, fused.labels) if fused.ids.shape[0] else None,
-        num_listed=first.num_listed,
-        num_selected=first.num_selected,
-        num_resumed=min(r.num_resumed for r in member_results),
-        seconds=sum(r.seconds for r in member_results),
-        videos_per_second=0.0,
-        device=first.device,
-        world_size=first.world_size,
-        settings={
-            **{k: v for k, v in first.settings.items() if k not in ("checkpoint", "checkpoint_sha256", "protocol")},
-            "members": {
-                m.name: {
-                    "checkpoint": r.settings.get("checkpoint"),
-                    "checkpoint_sha256": r.settings.get("checkpoint_sha256"),
-                    "protocol": r.settings.get("protocol"),
-                    "measured": r.metrics,
-                    "results": str(r.results_path) if r.results_path else None,
-                }
-                for m, r in zip(members, member_results)
-            },
-            "fusion": "mean of the members' averaged class probabilities, 1:1",
-        },
-    )
-    return _finish_report(result, entry, report_mod, print_fn, opts["tolerance"])
-
-
-def _finish_report(result: EvalResult, entry: Any, report_mod: Any, print_fn: Any, tolerance: float) -> EvalResult:
-    rank = int(os.environ.get("RANK", "0"))
-    result.report = report_mod.build_report(result, entry, tolerance=tolerance)
-    if rank == 0:
-        result.results_path = report_mod.write_report(result.report, result.out_dir)
-        if print_fn is not None:
-            print_fn(report_mod.format_summary(result.report))
-    else:
-        result.results_path = result.out_dir / report_mod.RESULTS_FILE
-    return result
