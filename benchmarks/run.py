@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO / "tests"))
 VIDEOS = REPO.parent / "shared" / "videos"
 
 import slowonly_zoo  # noqa: E402
-from slowonly_zoo.models.fuse import optimize_for_inference  # noqa: E402
+from slowonly_zoo.models.fuse import FixedBatch, optimize_for_inference  # noqa: E402
 
 SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory")
 
@@ -133,6 +133,8 @@ def bench_forward(args, peak: dict | None) -> dict:
     reference, zoo = reference_and_zoo("slowonly_r50_8x8x1_k400")
     fused = optimize_for_inference(zoo)
     fused_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16)
+    compiled = optimize_for_inference(zoo, compile=True)
+    compiled_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16, compile=True)
     shapes = [(30, 3, 8, 256, 256), (1, 3, 8, 224, 224)]
     if args.quick:
         shapes = [(6, 3, 8, 256, 256), (1, 3, 8, 224, 224)]
@@ -141,6 +143,10 @@ def bench_forward(args, peak: dict | None) -> dict:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         xb = x.bfloat16()
         with torch.inference_mode():
+            start = time.perf_counter()
+            compiled_diff = (compiled(x) - mmaction_logits(reference, x)[1]).abs().max().item()
+            compiled_bf16(xb)
+            compile_seconds = time.perf_counter() - start
             _, ref_logits = mmaction_logits(reference, x)
             diff = (fused(x) - ref_logits).abs().max().item()
             probs_ref = ref_logits.softmax(-1)
@@ -157,6 +163,8 @@ def bench_forward(args, peak: dict | None) -> dict:
                     "mmaction2 fp32": run_ref,
                     "slowonly-zoo fp32": lambda: fused(x),
                     "slowonly-zoo bf16": lambda: fused_bf16(xb),
+                    "slowonly-zoo fp32, compiled": lambda: compiled(x),
+                    "slowonly-zoo bf16, compiled": lambda: compiled_bf16(xb),
                 },
                 args.repeats,
             )
@@ -168,9 +176,11 @@ def bench_forward(args, peak: dict | None) -> dict:
             ceiling = peak.get("torch.bfloat16" if "bf16" in k else "torch.float32") if peak else None
             of_peak = f" = {100 * g / ceiling:.0f}% of the measured matmul peak" if ceiling else ""
             print(f"  {k:34s} {g:7.1f} GFLOP/s{of_peak}")
-        print(f"  fp32 max |logit diff| vs mmaction2: {diff:.2e};  bf16 max |prob diff|: {bf16_prob_diff:.2e}, "
-              f"same top-1: {bf16_top1_same}")
+        print(f"  fp32 max |logit diff| vs mmaction2: {diff:.2e} (compiled: {compiled_diff:.2e});  "
+              f"bf16 max |prob diff|: {bf16_prob_diff:.2e}, same top-1: {bf16_top1_same};  "
+              f"one-time compilation of both compiled variants (plus one run each): {compile_seconds:.0f} s")
         results[str(shape)] = dict(times=times, ratios=ratios, gflops=achieved, fp32_max_logit_diff=diff,
+                                   compiled_max_logit_diff=compiled_diff, compile_seconds=compile_seconds,
                                    bf16_max_prob_diff=bf16_prob_diff, bf16_same_top1=bf16_top1_same)
     return results
 
@@ -235,12 +245,15 @@ def bench_e2e(args) -> dict:
             return torch.stack(scores)
 
         counter = iter(range(10**6))
+        fused = optimize_for_inference(zoo)
+        compiled = FixedBatch(optimize_for_inference(zoo, compile=True), entry.protocol.num_views)
 
-        def ours():
+        def ours(model=fused):
             out = Path(tmp) / f"run{next(counter)}"
-            return evaluate(zoo, dataset, out_dir=out, progress=False, device="cpu")
+            return evaluate(model, dataset, out_dir=out, progress=False, device="cpu", batch_views=30)
 
-        times = side_by_side({"mmaction2 test loop": theirs, "slowonly-zoo verify harness": ours},
+        times = side_by_side({"mmaction2 test loop": theirs, "slowonly-zoo verify harness": ours,
+                              "slowonly-zoo verify harness, compiled": lambda: ours(compiled)},
                              max(1, args.repeats - 1))
         ratios = print_ratios(f"end to end, {name} (30 views x 4x256x256), {len(clips)} real videos", times,
                               "mmaction2 test loop", len(clips), "videos/s")
