@@ -89,3 +89,16 @@ def test_dataset_gym99_rawframes_uses_listed_total_and_reports_missing_frames(tm
     a, b = ds[0], ds[1]
     assert a.error is None and a.views.shape == (10, 2, 4, 256, 256)
     assert b.views is None and "x_000" in b.error
+
+
+def test_dataset_in_dataloader_worker_processes(tmp_path, shared_videos):
+    """The pipeline's worker threads also run inside DataLoader worker processes (forked), with the same views."""
+    shutil.copy(shared_videos / "cleaning_pool_32f.mp4", tmp_path / "a.mp4")
+    ann = tmp_path / "list.txt"
+    ann.write_text("a.mp4 1\n")
+    entry = get_model_info("slowonly_r50_4x16x1_k400_video")
+    ds = TestDataset(entry, ann, tmp_path, normalize=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=collate, num_workers=1)
+    (batch,) = list(loader)
+    assert batch[0].error is None and batch[0].views.dtype == torch.uint8
+    assert torch.equal(batch[0].views, TestPipeline(entry.protocol, normalize=False, decode_thread=False)(tmp_path / "a.mp4"))

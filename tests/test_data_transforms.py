@@ -135,3 +135,65 @@ def test_format_views_is_crop_major():
     for v in range(crops * clips):
         k, c = divmod(v, clips)
         assert views[v, 0, :, 0, 0].tolist() == [k * 100 + c * 10 + j for j in range(t)]
+
+
+@pytest.mark.parametrize(("src", "dst"), [((240, 320), (256, 341)), ((360, 640), (256, 455)), ((37, 53), (11, 19)), ((5, 3), (9, 40))])
+def test_resize_saturated_and_striped_frames_bit_exact(src, dst):
+    """Extremes: all-white, all-black and 0/255 stripes (the largest intermediate values and the sharpest edges)."""
+    h, w = src
+    stripes = np.zeros((h, w, 3), np.uint8)
+    stripes[:, ::2] = 255
+    stripes[::3, :, 1] = 255
+    checker = ((np.indices((h, w)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    imgs = np.stack([np.full((h, w, 3), 255, np.uint8), np.zeros((h, w, 3), np.uint8), stripes, checker])
+    ours = resize_linear(torch.from_numpy(imgs), dst).numpy()
+    for img, out in zip(imgs, ours):
+        assert np.array_equal(out, _cv2_resize(img, *dst))
+
+
+def test_linear_resizer_reuses_buffers_and_checks_input():
+    from slowonly_zoo.data.transforms import LinearResizer
+
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, (3, 30, 41, 3), dtype=np.uint8)
+    resizer = LinearResizer(30, 41, 3, 47, 64)
+    out = torch.empty(47, 64, 3, dtype=torch.uint8)
+    for img in imgs:  # same buffers every call, same results as OpenCV each time
+        assert resizer(torch.from_numpy(img), out=out) is out
+        assert np.array_equal(out.numpy(), _cv2_resize(img, 47, 64))
+    with pytest.raises(ValueError, match="shape"):
+        resizer(torch.zeros(30, 40, 3, dtype=torch.uint8))
+
+
+def _protocol_normalisations():
+    from slowonly_zoo.index import get_model_info, list_models
+
+    seen = {}
+    for name in list_models():
+        p = get_model_info(name).protocol
+        if p is not None:
+            seen[(tuple(p.mean), tuple(p.std), p.normalize)] = name
+    return sorted(seen)
+
+
+@pytest.mark.parametrize(("mean", "std", "kind"), _protocol_normalisations())
+def test_arithmetic_normalisation_is_exact_for_every_protocol(mean, std, kind):
+    """Every (mean, std) in the model index takes the arithmetic path, and it equals the exact table on all levels."""
+    from slowonly_zoo.data.transforms import Normalizer, normalization_table
+
+    fast = Normalizer(mean, std, kind)
+    assert fast.arithmetic, "float32 (x - mean) / std is not exact here; the slower table lookup would be used"
+    levels = torch.arange(256, dtype=torch.uint8).repeat(len(mean), 1)  # (C, 256)
+    assert torch.equal(fast(levels, channel_dim=0), normalization_table(mean, std, kind))
+
+
+def test_table_fallback_equals_arithmetic_on_frames():
+    from slowonly_zoo.data.transforms import Normalizer
+
+    mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    frames = torch.randint(0, 256, (2, 3, 5, 7), dtype=torch.uint8)  # channels on dim 1, like views
+    fast = Normalizer(mean, std, "rgb")(frames, channel_dim=1)
+    table = Normalizer(mean, std, "rgb", arithmetic=False)(frames, channel_dim=1)
+    assert fast.dtype == table.dtype == torch.float32 and torch.equal(fast, table)
+    with pytest.raises(ValueError, match="channels"):
+        Normalizer(mean, std, "rgb")(frames, channel_dim=2)

@@ -8,7 +8,7 @@ from .decode import VideoDecodeError, VideoFile, count_frames, read_frames
 from .pipeline import DecodedClip, TestPipeline, normalize_views
 from .rawframes import FrameReadError, count_rawframes, read_flow_frames, read_rgb_frames
 from .sampling import SAMPLINGS, clip_offsets, sample_frame_indices
-from .transforms import resize_linear, resize_short_side_size
+from .transforms import LinearResizer, Normalizer, resize_linear, resize_short_side_size
 
 __all__ = [
     "SAMPLINGS",
@@ -16,6 +16,8 @@ __all__ = [
     "AnnotationError",
     "DecodedClip",
     "FrameReadError",
+    "LinearResizer",
+    "Normalizer",
     "Sample",
     "TestDataset",
     "TestPipeline",

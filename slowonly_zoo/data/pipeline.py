@@ -44,6 +44,7 @@ from .rawframes import (
 )
 from .sampling import SAMPLINGS, sample_frame_indices
 from .transforms import Normalizer, center_crop_offset, resize_linear, resize_short_side_size, three_crop_offsets
+from .threads import run_serially
 from .views import ViewWriter, assemble_views
 
 __all__ = ["DecodedClip", "TestPipeline", "normalize_views"]
@@ -103,8 +104,9 @@ class TestPipeline:
         normalize: return float32 normalised views (default) or uint8 views (normalise later with
             :func:`normalize_views`, e.g. on the GPU).
         fmt: ``'auto'`` (a directory is a frame folder, a file is a video), ``'video'`` or ``'rawframes'``.
-        decode_thread: decode in a background thread while the calling thread resizes, normalises and crops the
-            frames already decoded (default); ``False`` does everything in the calling thread.
+        decode_thread: use worker threads (default): one decodes while another resizes, normalises and crops the
+            frames already decoded, and both write frames once decoding is done; their torch ops run serially (see
+            :mod:`.threads`). ``False`` does everything in the calling thread, with its torch settings.
 
     Calling it returns a tensor ``(V, C, T, H, W)`` with ``V = num_crops * num_clips`` ordered crop-major.
     """
@@ -232,9 +234,13 @@ class TestPipeline:
         writer = ViewWriter(
             clip.inverse.numpy(), num_clips, clip_len, (h, w, c), (h, w), offsets, int(self.protocol.crop_size), self.normalizer()
         )
-        for d in range(n):
-            writer.write(d, frames[d])
-        return writer.result()
+
+        def write_all() -> torch.Tensor:
+            for d in range(n):
+                writer.write(d, frames[d])
+            return writer.result()
+
+        return run_serially(write_all) if self.decode_thread else write_all()
 
     def __call__(self, source: str | os.PathLike[str], total_frames: int | None = None) -> torch.Tensor:
         """Views ``(V, C, T, H, W)`` of one video file or frame folder (float32, or uint8 with ``normalize=False``)."""

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .threads import run_serially
+
 __all__ = [
     "COEF_BITS",
     "LinearResizer",
@@ -187,8 +189,12 @@ def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return _box2x(frames)
     resizer = LinearResizer(h, w, c, new_h, new_w)
     out = torch.empty((n, new_h, new_w, c), dtype=torch.uint8)
-    for k in range(n):
-        resizer(frames[k], out=out[k])
+
+    def resize_all() -> None:
+        for k in range(n):
+            resizer(frames[k], out=out[k])
+
+    run_serially(resize_all)  # many small ops: no intra-op thread team (see .threads)
     return out
 
 
@@ -287,7 +293,7 @@ def _arithmetic_is_exact(mean: tuple[float, ...], std: tuple[float, ...], kind: 
     """Whether float32 ``(x - mean) / std`` on ``device`` equals the table for all 256 levels of every channel."""
     table = normalization_table(mean, std, kind)
     levels = torch.arange(256, dtype=torch.uint8, device=device).expand(len(mean), 256).contiguous()
-    got = Normalizer(mean, std, kind, device=device, _arithmetic=True)(levels, channel_dim=0)
+    got = Normalizer(mean, std, kind, device=device, arithmetic=True)(levels, channel_dim=0)
     return torch.equal(got.cpu(), table)
 
 
@@ -300,11 +306,18 @@ class Normalizer:
     product. That is checked once per (mean, std, kind, device) on all 256 levels of each channel, the only inputs
     there are, so it holds for every frame; where it does not hold, the exact table lookup is used instead.
 
-    ``device`` is where the mean/std tensors live (the frames' device).
+    ``device`` is where the mean/std tensors live (the frames' device). ``arithmetic``: ``None`` (default) checks
+    as above; ``False`` always uses the table; ``True`` skips the check (only for the check itself and tests).
     """
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float], kind: str = "rgb", device: str | torch.device = "cpu",
-                 _arithmetic: bool | None = None) -> None:
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        kind: str = "rgb",
+        device: str | torch.device = "cpu",
+        arithmetic: bool | None = None,
+    ) -> None:
         if kind not in ("rgb", "flow"):
             raise ValueError(f"kind must be 'rgb' or 'flow', got {kind!r}")
         if len(mean) != len(std):
@@ -313,12 +326,12 @@ class Normalizer:
         self.std = tuple(float(s) for s in std)
         self.kind = kind
         self.device = torch.device(device)
-        if _arithmetic is None:
-            _arithmetic = _arithmetic_is_exact(self.mean, self.std, kind, str(self.device))
-        self.arithmetic = _arithmetic
+        if arithmetic is None:
+            arithmetic = _arithmetic_is_exact(self.mean, self.std, kind, str(self.device))
+        self.arithmetic = arithmetic
         self._mean = torch.tensor(self.mean, dtype=torch.float32, device=self.device)
         self._std = torch.tensor(self.std, dtype=torch.float32, device=self.device)
-        self._table = None if _arithmetic else normalization_table(self.mean, self.std, kind).to(self.device)
+        self._table = None if arithmetic else normalization_table(self.mean, self.std, kind).to(self.device)
 
     def __call__(self, frames: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
         """Normalise uint8 ``frames`` whose channels lie along ``channel_dim``; float32, same shape (``out`` if given)."""

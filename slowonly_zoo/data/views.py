@@ -11,8 +11,11 @@ float copy of whole frames or of the views is ever made:
 3. copy each crop of it into each slot the frame is used in (view ``crop * num_clips + clip``, upstream's
    ``ThreeCrop``/``CenterCrop`` + ``FormatShape('NCTHW')`` order).
 
-:func:`assemble_views` runs a frame source in a background thread (PyAV and Pillow decode without holding the GIL)
-while the calling thread does steps 1-3, so decoding overlaps the rest.
+:func:`assemble_views` runs a frame source (the decoder) in one worker thread while a second one does steps 1-3,
+so decoding overlaps the rest (PyAV and Pillow decode without holding the GIL, torch ops release it too); once the
+source is exhausted, the first thread writes frames as well (distinct frames fill disjoint parts of the output).
+Both run their torch ops serially (see :mod:`.threads`): per-frame ops are small, and an OpenMP team per op costs
+far more than it gains when the cores are busy.
 """
 
 from __future__ import annotations
@@ -24,9 +27,49 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .threads import serial_torch_in_this_thread
 from .transforms import LinearResizer, Normalizer
 
-__all__ = ["ViewWriter", "assemble_views"]
+__all__ = ["ViewWriter", "Workspace", "assemble_views"]
+
+
+class Workspace:
+    """Scratch buffers for writing frames (one per thread: a :class:`ViewWriter` may be fed by several threads)."""
+
+    def __init__(self, writer: ViewWriter) -> None:
+        self.key = writer.workspace_key()
+        h, w, c = writer.frame_size
+        self.resizer = LinearResizer(h, w, c, *writer.resized) if writer.resized != (h, w) else None
+        self.resized = torch.empty((*writer.resized, c), dtype=torch.uint8) if self.resizer is not None else None
+        box = (c, writer.bottom - writer.top, writer.right - writer.left)
+        self.planar = torch.empty(box, dtype=torch.float32 if writer.normalizer is not None else torch.uint8)
+
+
+class _WorkspacePool:
+    """The last few workspaces, for the next video of the same geometry: fresh memory costs page faults and
+    zeroing (a few ms per video here), reused memory does not. Holds at most ``size`` workspaces (~13 MB each for
+    a 640x360 video)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self.lock = threading.Lock()
+        self.spare: list[Workspace] = []
+
+    def take(self, writer: ViewWriter) -> Workspace:
+        key = writer.workspace_key()
+        with self.lock:
+            for k, ws in enumerate(self.spare):
+                if ws.key == key:
+                    return self.spare.pop(k)
+        return Workspace(writer)
+
+    def give_back(self, workspace: Workspace) -> None:
+        with self.lock:
+            self.spare.append(workspace)
+            del self.spare[: -self.size]
+
+
+_POOL = _WorkspacePool()
 
 
 class ViewWriter:
@@ -42,7 +85,9 @@ class ViewWriter:
         crop_size: side of the square crops.
         normalizer: a :class:`~.transforms.Normalizer` for float32 views, or ``None`` for uint8 views.
 
-    :attr:`out` is the views tensor, complete once every distinct frame has been written.
+    :attr:`out` is the views tensor, complete once every distinct frame has been written (:meth:`result` checks).
+    Different distinct frames may be written from different threads at once, each thread with its own
+    :class:`Workspace`.
     """
 
     def __init__(
@@ -72,8 +117,6 @@ class ViewWriter:
         for position, d in enumerate(inverse.tolist()):
             self.slots[d].append(divmod(position, self.clip_len))
         self.written = np.zeros(self.num_distinct, dtype=bool)
-        self.resizer = LinearResizer(*self.frame_size, *self.resized) if self.resized != self.frame_size[:2] else None
-        self._resized = torch.empty((*self.resized, c), dtype=torch.uint8) if self.resizer is not None else None
         # the box of the resized frame that the crops cover: only that part is normalised
         s = self.size
         self.top = min(t for t, _ in self.offsets)
@@ -82,22 +125,33 @@ class ViewWriter:
         self.right = max(l for _, l in self.offsets) + s
         if self.top < 0 or self.left < 0 or self.bottom > self.resized[0] or self.right > self.resized[1]:
             raise ValueError(f"crops {self.offsets} of size {s} do not fit a {self.resized[0]}x{self.resized[1]} frame")
-        box = (c, self.bottom - self.top, self.right - self.left)
-        self._planar = torch.empty(box, dtype=torch.float32) if normalizer is not None else None
         dtype = torch.float32 if normalizer is not None else torch.uint8
         self.out = torch.empty((len(self.offsets) * self.num_clips, c, self.clip_len, s, s), dtype=dtype)
+        self._workspace: Workspace | None = None
 
-    def write(self, d: int, frame: torch.Tensor) -> None:
-        """Write distinct frame number ``d`` (uint8 ``(H, W, C)``, before the resize) into all its slots."""
+    def workspace_key(self) -> tuple:
+        """What a :class:`Workspace` for this writer depends on."""
+        return (self.frame_size, self.resized, self.top, self.bottom, self.left, self.right, self.normalizer is not None)
+
+    def write(self, d: int, frame: torch.Tensor, workspace: Workspace | None = None) -> None:
+        """Write distinct frame number ``d`` (uint8 ``(H, W, C)``, before the resize) into all its slots.
+
+        ``workspace``: this thread's scratch buffers (default: the writer's own, for single-threaded use).
+        """
         if tuple(frame.shape) != self.frame_size:
             raise ValueError(f"frame {d} has size {tuple(frame.shape)}, the first frame had {self.frame_size}")
-        if self.resizer is not None:
-            frame = self.resizer(frame, out=self._resized)
+        if workspace is None:
+            if self._workspace is None:
+                self._workspace = Workspace(self)
+            workspace = self._workspace
+        if workspace.resizer is not None:
+            frame = workspace.resizer(frame, out=workspace.resized)
         box = frame[self.top : self.bottom, self.left : self.right].permute(2, 0, 1)  # (C, h, w) view
+        # planar, so that every crop copy below moves whole rows
         if self.normalizer is not None:
-            src = self.normalizer(box, channel_dim=0, out=self._planar)
+            src = self.normalizer(box, channel_dim=0, out=workspace.planar)
         else:
-            src = box
+            src = workspace.planar.copy_(box)
         s, nc = self.size, self.num_clips
         for clip, t in self.slots[d]:
             for k, (top, left) in enumerate(self.offsets):
@@ -116,32 +170,83 @@ class ViewWriter:
 _DONE = object()
 
 
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
+class _Job:
+    """One call of :func:`assemble_views`: the frame queue, the writer (made from the first frame) and failures."""
 
+    def __init__(self, make_writer: Callable[[tuple[int, int, int]], ViewWriter], prefetch: int) -> None:
+        self.make_writer = make_writer
+        self.items: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.writer: ViewWriter | None = None
+        self.failure: BaseException | None = None
 
-def _produce(frames: Iterator[tuple[int, np.ndarray]], out: queue.Queue, stop: threading.Event) -> None:
-    def put(item: object) -> bool:
-        while not stop.is_set():
+    def fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.failure is None:
+                self.failure = exc
+        self.stop.set()
+
+    def put(self, item: object) -> bool:
+        while not self.stop.is_set():
             try:
-                out.put(item, timeout=0.05)
+                self.items.put(item, timeout=0.05)
                 return True
             except queue.Full:
                 continue
         return False
 
-    try:
-        for item in frames:
-            if not put(item):
-                return
-        put(_DONE)
-    except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
-        put(_Failure(exc))
-    finally:
-        close = getattr(frames, "close", None)
-        if close is not None:
-            close()  # finish a generator here, while what it reads from is still open
+    def get(self) -> object:
+        while not self.stop.is_set():
+            try:
+                return self.items.get(timeout=0.05)
+            except queue.Empty:
+                continue
+        return _DONE
+
+    def write(self, d: int, array: np.ndarray, workspace: list[Workspace]) -> None:
+        if not array.flags.writeable:  # e.g. Pillow's buffers; never written, but torch warns about them
+            array = array.copy()
+        frame = torch.from_numpy(array)
+        with self.lock:
+            if self.writer is None:
+                self.writer = self.make_writer(tuple(frame.shape))
+        if not workspace:
+            workspace.append(_POOL.take(self.writer))
+        self.writer.write(d, frame, workspace[0])
+
+    def consume(self) -> None:
+        """Write frames from the queue until it is finished (or the job failed)."""
+        workspace: list[Workspace] = []
+        try:
+            serial_torch_in_this_thread()
+            while True:
+                item = self.get()
+                if item is _DONE:
+                    self.put(_DONE)  # for the other consumer
+                    return
+                self.write(*item, workspace)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by assemble_views
+            self.fail(exc)
+        finally:
+            for ws in workspace:
+                _POOL.give_back(ws)
+
+    def produce(self, frames: Iterator[tuple[int, np.ndarray]]) -> None:
+        """Put the frames into the queue, then help writing them."""
+        try:
+            for item in frames:
+                if not self.put(item):
+                    return
+            self.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by assemble_views
+            self.fail(exc)
+            return
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # finish a generator here, while what it reads from is still open
+        self.consume()
 
 
 def assemble_views(
@@ -152,41 +257,37 @@ def assemble_views(
 ) -> torch.Tensor:
     """Views from ``frames``, an iterator of ``(distinct_number, uint8 (H, W, C) array)``.
 
-    ``make_writer(frame_size)`` is called with the first frame's size. With ``threaded=True`` the iterator runs in
-    a background thread (at most ``prefetch`` frames ahead) while this thread writes the views; an exception in the
-    iterator is re-raised here, and an exception here stops the iterator before this function returns. The
-    iterator's resources (e.g. an open video) must stay valid until this function returns.
+    ``make_writer(frame_size)`` is called once, with the first frame's size. With ``threaded=True`` the iterator
+    runs in one worker thread (at most ``prefetch`` frames ahead) while a second one writes the views, and the first
+    helps writing once the iterator is exhausted; this thread waits for both. The first exception (from the iterator
+    or from writing) is re-raised here after both threads have stopped, so the iterator's resources (e.g. an open
+    video) only need to stay valid until this function returns. With ``threaded=False`` everything runs here.
     """
-    writer: ViewWriter | None = None
-
-    def consume(d: int, array: np.ndarray) -> None:
-        nonlocal writer
-        if not array.flags.writeable:  # e.g. Pillow's buffers; never written, but torch warns about them
-            array = array.copy()
-        frame = torch.from_numpy(array)
-        if writer is None:
-            writer = make_writer(tuple(frame.shape))
-        writer.write(d, frame)
-
+    job = _Job(make_writer, prefetch)
     if not threaded:
-        for d, array in frames:
-            consume(d, array)
-    else:
-        items: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        stop = threading.Event()
-        producer = threading.Thread(target=_produce, args=(frames, items, stop), name="slowonly-zoo-decode", daemon=True)
-        producer.start()
+        workspace: list[Workspace] = []
         try:
-            while True:
-                item = items.get()
-                if item is _DONE:
-                    break
-                if isinstance(item, _Failure):
-                    raise item.exc
-                consume(*item)
+            for d, array in frames:
+                job.write(d, array, workspace)
         finally:
-            stop.set()
-            producer.join()
-    if writer is None:
+            for ws in workspace:
+                _POOL.give_back(ws)
+    else:
+        workers = [
+            threading.Thread(target=job.produce, args=(frames,), name="slowonly-zoo-decode", daemon=True),
+            threading.Thread(target=job.consume, name="slowonly-zoo-views", daemon=True),
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        finally:  # e.g. KeyboardInterrupt while waiting: stop the workers before the frame source is closed
+            job.stop.set()
+            for worker in workers:
+                worker.join()
+        if job.failure is not None:
+            raise job.failure
+    if job.writer is None:
         raise ValueError("no frames to make views of")
-    return writer.result()
+    return job.writer.result()
