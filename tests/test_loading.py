@@ -187,9 +187,6 @@ def test_timm_registration(tmp_path):
 
 def test_timm_registration_does_not_import_timm_eagerly():
     """``import slowonly_zoo`` leaves timm alone (it costs ~2 s) but registers the moment timm is imported."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, slowonly_zoo\n"
         "assert 'timm' not in sys.modules\n"
@@ -200,22 +197,25 @@ def test_timm_registration_does_not_import_timm_eagerly():
         "assert len(names) == 26 and 'my_finetuned_slowonly' in names, names\n"
         "print('ok')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert _fresh_python(code) == "ok"
 
 
 def test_timm_registration_survives_a_find_spec_probe():
     """torch.hub's dependency check probes timm with find_spec before anything imports it."""
-    import subprocess
-    import sys
-
     code = (
         "import importlib.util, sys, slowonly_zoo\n"
         "assert importlib.util.find_spec('timm') is not None and 'timm' not in sys.modules\n"
         "import timm\n"
         "print(len(timm.list_models('slowonly*', pretrained=True)))\n"
     )
+    assert _fresh_python(code) == "25"
+
+
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet) and return its stripped stdout."""
+    import subprocess
+    import sys
+
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "25"
+    return out.stdout.strip()
