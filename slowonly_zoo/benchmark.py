@@ -82,7 +82,7 @@ def benchmark(
     protocol = inference_protocol(entry, clips)
     if crop_size is not None:
         protocol = dataclasses.replace(protocol, crop_size=int(crop_size), resize_short=int(crop_size))
-    model, entry = load_model(name, device=dev, pretrained=False)
+    model, entry = load_model(name, device=dev, pretrained=False, optimize=False)
     if fuse_bn:
         from .models.fuse import fuse_batchnorm
 

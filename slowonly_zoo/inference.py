@@ -138,12 +138,15 @@ def load_model(
     device: str | torch.device | None = None,
     entry: ModelEntry | None = None,
     pretrained: bool = True,
+    optimize: bool = True,
 ) -> tuple[nn.Module, ModelEntry]:
     """The model in eval mode on ``device`` and its index entry.
 
     A name builds the model with :func:`slowonly_zoo.create_model`: weights from ``checkpoint`` (an upstream
     ``.pth``, a ``.safetensors`` or an export folder) when given, else the verified released weights
-    (``pretrained``; ``pretrained=False`` gives random weights, for timing only).
+    (``pretrained``; ``pretrained=False`` gives random weights, for timing only), and with ``optimize`` puts it in
+    its inference form (:func:`~slowonly_zoo.models.fuse.optimize_for_inference`: BatchNorm folded, channels-last;
+    same outputs to float rounding). A model object is used as it is.
     """
     dev = torch.device(device) if device is not None else default_device()
     if isinstance(model_or_name, str):
@@ -161,6 +164,10 @@ def load_model(
             checkpoint_path=checkpoint,
             device=dev,
         )
+        if optimize:
+            from .models.fuse import optimize_for_inference
+
+            model = optimize_for_inference(model, inplace=True)
     else:
         model = model_or_name
         entry = entry if entry is not None else _entry_of(model)
@@ -243,12 +250,18 @@ def input_pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> A
 
 def forward_views(model: nn.Module, views: torch.Tensor, device: torch.device, batch_views: int,
                   fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """``fn`` (the model's forward, or part of it) over ``views`` in chunks of ``batch_views`` on ``device``, in
-    inference mode; the float32 outputs concatenated along the first dimension."""
+    """``fn`` (the model's forward, or part of it) over ``views`` on ``device``, in inference mode, at most
+    ``batch_views`` at a time (one at a time on CPU, which is faster there: see
+    :func:`~slowonly_zoo.models.fuse.views_per_forward`); the float32 outputs concatenated along the first
+    dimension."""
+    from .models.fuse import views_per_forward
+
+    step = views_per_forward(device, batch_views)
     outs = []
     with torch.inference_mode():
-        for start in range(0, views.shape[0], batch_views):
-            outs.append(fn(views[start : start + batch_views].to(device, non_blocking=True)).float())
+        for start in range(0, views.shape[0], step):
+            chunk = views[start : start + step].to(device, non_blocking=True)
+            outs.append(fn(chunk.contiguous(memory_format=torch.channels_last_3d)).float().contiguous())
     return torch.cat(outs)
 
 

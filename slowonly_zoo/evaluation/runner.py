@@ -4,9 +4,10 @@
 builds the model and dataset for a zoo entry and calls it.
 
 Speed: decoding and preprocessing run in DataLoader worker processes while the model runs; the views of several
-videos are stacked into one batch of up to ``batch_views`` views; on CUDA the batch is staged in pinned memory,
-copied asynchronously, run in channels_last_3d with cudnn benchmark (and bf16 autocast with ``amp=True``), and the
-results of one batch are collected while the next one runs. Batches are fixed groups of consecutive videos of the list
+videos are stacked into one batch of up to ``batch_views`` views; the model runs in channels_last_3d; on CUDA the
+batch is staged in pinned memory, copied asynchronously, run whole with cudnn benchmark (and bf16 autocast with
+``amp=True``), and the results of one batch are collected while the next one runs; on CPU the batch goes through the
+model one view at a time (:func:`~slowonly_zoo.models.fuse.views_per_forward`), which is faster there. Batches are fixed groups of consecutive videos of the list
 (see :func:`evaluate`), so the numbers do not depend on the number of processes or on interruptions.
 
 Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..models.fuse import views_per_forward
 from .distributed import DistContext, merge_records, resolve_device, setup_distributed
 from .metrics import compute_metrics
 from .scores import ScoreStore, ScoreTable, VideoRecord, check_run_info, read_records
@@ -39,7 +41,7 @@ from .scores import ScoreStore, ScoreTable, VideoRecord, check_run_info, read_re
 __all__ = ["DEFAULT_BATCH_VIEWS", "BadInputError", "EvalResult", "evaluate", "videos_per_batch"]
 
 DEFAULT_BATCH_VIEWS = 60
-"""Views per forward pass by default: two 30-view videos."""
+"""Views per batch by default: two 30-view videos (on CUDA one forward pass; on CPU one view per pass)."""
 
 
 class BadInputError(RuntimeError):
@@ -185,24 +187,22 @@ class _Engine:
     ) -> None:
         self.device = device
         self.batch_views = batch_views
+        self.per_forward = views_per_forward(device, batch_views)
         self.amp = amp
         self.transform = transform
         self.cuda = device.type == "cuda"
-        self.model = model.eval().to(device)
-        if self.cuda:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        self.model = model.eval().to(device).to(memory_format=torch.channels_last_3d)
 
     def forward_views(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) host tensor → per-view probabilities (B, K) float32 on the device."""
         out = []
-        for start in range(0, x.shape[0], self.batch_views):
-            chunk = x[start : start + self.batch_views]
+        for start in range(0, x.shape[0], self.per_forward):
+            chunk = x[start : start + self.per_forward]
             if self.cuda:
                 chunk = chunk.to(self.device, non_blocking=True)
             if self.transform is not None:
                 chunk = self.transform(chunk)
-            if self.cuda:
-                chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
+            chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 logits = self.model(chunk)
             out.append(torch.softmax(logits.float(), dim=1))
@@ -292,7 +292,8 @@ def evaluate(
             None) and ``error`` (the reason when ``views`` is None), such as ``slowonly_zoo.data.TestDataset``.
         out_dir: where the per-video records, ``run.json`` and ``scores.npz`` go. Results already recorded there
             (by an interrupted run of the same evaluation) are reused, not recomputed.
-        batch_views: most views per forward pass; views of several videos are stacked up to this.
+        batch_views: most views per batch; views of several videos are stacked up to this. On CUDA a batch is one
+            forward pass; on CPU it runs one view at a time (faster there; see ``views_per_forward``).
         num_workers: DataLoader processes decoding and preprocessing (0: in this process). Default: up to 8 on
             CUDA, up to 2 on CPU.
         device: ``"cuda"``, ``"cpu"``, a torch.device, or None for CUDA when available.

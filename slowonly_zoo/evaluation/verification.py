@@ -162,11 +162,12 @@ def _verify_single(
         # BatchNorm folded into the convolutions: same outputs to float rounding, less work per view
         model = fuse_batchnorm(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
     if opts["compile"]:
-        from slowonly_zoo.models.fuse import FixedBatch, compile_for_inference
+        from slowonly_zoo.models.fuse import FixedBatch, compile_for_inference, views_per_forward
 
+        # one input shape, so it compiles once: the engine's forward size, padded when a batch ends short
         views = entry.protocol.num_views
-        model = FixedBatch(compile_for_inference(model.to(dev)),
-                           videos_per_batch(dataset, opts["batch_views"], views) * views)
+        batch = videos_per_batch(dataset, opts["batch_views"], views) * views
+        model = FixedBatch(compile_for_inference(model.to(dev)), min(batch, views_per_forward(dev, batch)))
     protocol = entry.to_dict()["protocol"]
     run_info = {
         "model": entry.name,

@@ -3,8 +3,13 @@
 ``fuse_batchnorm`` folds every eval-mode BatchNorm3d into the convolution before it: ``y = gamma * (conv(x) -
 mean) / sqrt(var + eps) + beta`` becomes one convolution with scaled weights and a bias. That removes a full
 read and write of every activation per conv. ``optimize_for_inference`` adds the channels-last 3D memory
-format, which cuDNN runs faster, and ``compile=True``: ``torch.compile`` with weight freezing, which on CPU lets
-oneDNN pre-pack the weights and fuse bias, ReLU and the residual add into the convolutions.
+format, which both cuDNN and oneDNN (CPU) run faster, and ``compile=True``: ``torch.compile`` with weight freezing,
+which on CPU lets oneDNN pre-pack the weights and fuse bias, ReLU and the residual add into the convolutions.
+
+``views_per_forward`` is the other half of fast inference: how many views to put through the network at once.
+On CUDA a large batch keeps the GPU busy; on CPU one view at a time is fastest, because a single 8x256x256 view's
+activations stay close to the cores while a 30-view batch streams gigabytes through memory (benchmarks/run.py
+measures both; see the README's Benchmarks section).
 """
 
 from __future__ import annotations
@@ -18,6 +23,17 @@ from torch import nn
 from .layers import ConvBN3d
 
 logger = logging.getLogger("slowonly_zoo")
+
+CPU_VIEWS_PER_FORWARD = 1
+"""Views per forward pass on CPU (measured fastest; the 30-view batch upstream uses is memory-bound there)."""
+
+
+def views_per_forward(device: torch.device | str, batch_views: int) -> int:
+    """How many views to run through the model at once on ``device``: ``batch_views`` on accelerators,
+    :data:`CPU_VIEWS_PER_FORWARD` (at most ``batch_views``) on CPU. Outputs do not depend on it."""
+    if torch.device(device).type == "cpu":
+        return max(1, min(CPU_VIEWS_PER_FORWARD, batch_views))
+    return max(1, batch_views)
 
 
 def fold_batchnorm_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
@@ -57,7 +73,7 @@ def optimize_for_inference(
     model: nn.Module,
     *,
     fuse_bn: bool = True,
-    channels_last: bool | None = None,
+    channels_last: bool = True,
     dtype: torch.dtype | None = None,
     compile: bool = False,
     inplace: bool = False,
@@ -66,8 +82,8 @@ def optimize_for_inference(
 
     Args:
         fuse_bn: fold BatchNorm into the convolutions.
-        channels_last: channels-last 3D weights; ``None`` picks what is faster where the model lives: on CUDA
-            (cuDNN) yes, on CPU no (slower there in this project's measurements, see benchmarks/).
+        channels_last: channels-last 3D weights (faster with cuDNN and, in this project's CPU measurements, with
+            oneDNN too; see benchmarks/).
         dtype: e.g. ``torch.bfloat16`` (feed it inputs of that dtype).
         compile: ``torch.compile`` with weight freezing (needs a C++ compiler on CPU; about a minute of one-time
             compilation per input shape, cached on disk by torch). Falls back to eager, with a warning, when
@@ -76,8 +92,6 @@ def optimize_for_inference(
 
     Inputs may stay in the default (contiguous) layout: the first convolution converts them.
     """
-    if channels_last is None:
-        channels_last = next(model.parameters()).is_cuda
     if fuse_bn:
         model = fuse_batchnorm(model, inplace=inplace)
     elif not inplace:
