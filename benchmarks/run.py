@@ -7,11 +7,14 @@
 Sections (issue 6):
   peak        the machine's measured fp32 / bf16 matmul throughput (GFLOP/s), the ceiling for the forward pass
   forward     model forward: a batch of 30 views of the 8x8x1 K400 protocol (3x8x256x256) and batch 1 at
-              8x224x224; mmaction2 fp32 vs slowonly-zoo fp32 (BN folded, inference mode) and bf16
+              8x224x224; mmaction2 fp32 (the whole batch in one call, as its test loop does) vs slowonly-zoo as
+              verify runs it (BN folded, channels-last 3D, inference mode, on CPU one view per call), eager and
+              compiled, fp32 and (where the CPU has native bf16, or on CUDA) bf16
   preprocess  the test pipeline per video (decode + sample + resize + crop + normalise) on ../shared/videos
-  e2e         whole evaluation, videos/s: mmaction2's per-video test loop vs slowonly-zoo's verify harness
+  e2e         whole evaluation, videos/s: mmaction2's per-video test loop vs slowonly-zoo's verify harness, and
+              the harness's data pipeline (default workers) and model alone, to show which one limits it
   load        create_model(pretrained=True) from a warm cache (safetensors) vs torch.load of the upstream .pth
-  memory      peak RSS of each forward / pipeline (each in a fresh subprocess, so peaks do not mix)
+  memory      peak RSS of each forward / pipeline / evaluation (each in a fresh subprocess, so peaks do not mix)
 
 Timings are min and median over --repeats runs after one warm-up, alternating the implementations so drift
 hits both alike. Ratios are mmaction2 time / slowonly-zoo time (> 1: slowonly-zoo is faster). The mmaction2
@@ -42,7 +45,7 @@ sys.path.insert(0, str(REPO / "tests"))
 VIDEOS = REPO.parent / "shared" / "videos"
 
 import slowonly_zoo  # noqa: E402
-from slowonly_zoo.models.fuse import FixedBatch, optimize_for_inference  # noqa: E402
+from slowonly_zoo.models.fuse import optimize_for_inference, views_per_forward  # noqa: E402
 
 SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory")
 
@@ -58,9 +61,10 @@ def timed(fn: Callable[[], object], sync: Callable[[], None] = lambda: None) -> 
     return time.perf_counter() - start
 
 
-def side_by_side(impls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
-    """Run each implementation once to warm up, then ``repeats`` rounds, alternating implementations."""
-    for fn in impls.values():
+def side_by_side(impls: dict[str, Callable[[], object]], repeats: int, warmup: bool = True) -> dict[str, list[float]]:
+    """Run each implementation once to warm up (unless not ``warmup``), then ``repeats`` rounds, alternating
+    implementations."""
+    for fn in impls.values() if warmup else ():
         fn()
     times: dict[str, list[float]] = {name: [] for name in impls}
     for _ in range(repeats):
@@ -103,6 +107,21 @@ def reference_and_zoo(name: str, seed: int = 0):
     return reference.eval(), zoo.eval()
 
 
+def zoo_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """slowonly-zoo's forward over a batch of views as its verify harness runs it on this device."""
+    step = views_per_forward(x.device, x.shape[0])
+    return torch.cat([model(c.contiguous(memory_format=torch.channels_last_3d)) for c in x.split(step)])
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -115,15 +134,22 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
 
 
 def bench_peak(args) -> dict:
+    """The measured compute ceiling: the better of a large matmul (BLAS) and a large 1x1x1 convolution (oneDNN,
+    channels-last), since on some CPUs (e.g. AMD with MKL) one library's kernels are much faster than the other's."""
     n = 2048 if args.quick else 4096
     out = {}
-    print("\nmatmul peak (torch.mm, square matrices of", n, ")")
-    for dtype in (torch.float32, torch.bfloat16):
+    print(f"\nmeasured peak: torch.mm of {n}x{n} matrices; 1x1x1 Conv3d 512->512 on 8x512x8x32x32, channels-last")
+    dtypes = (torch.float32, torch.bfloat16) if native_bf16() or torch.cuda.is_available() else (torch.float32,)
+    for dtype in dtypes:
         a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        times = side_by_side({"mm": lambda: torch.mm(a, b)}, max(3, args.repeats))["mm"]
-        gflops = 2 * n**3 / min(times) / 1e9
-        out[str(dtype)] = gflops
-        print(f"  {str(dtype):16s} {gflops:8.1f} GFLOP/s")
+        conv = torch.nn.Conv3d(512, 512, 1).to(dtype=dtype, memory_format=torch.channels_last_3d).eval()
+        x = torch.randn(8, 512, 8, 32, 32, dtype=dtype).contiguous(memory_format=torch.channels_last_3d)
+        with torch.inference_mode():
+            times = side_by_side({"mm": lambda: torch.mm(a, b), "conv": lambda: conv(x)}, max(3, args.repeats))
+        mm = 2 * n**3 / min(times["mm"]) / 1e9
+        conv_gflops = 2 * x.numel() * 512 / min(times["conv"]) / 1e9
+        out[str(dtype)] = max(mm, conv_gflops)
+        print(f"  {str(dtype):16s} matmul {mm:8.1f} GFLOP/s   1x1x1 conv {conv_gflops:8.1f} GFLOP/s")
     return out
 
 
@@ -131,10 +157,14 @@ def bench_forward(args, peak: dict | None) -> dict:
     from reference import mmaction_logits
 
     reference, zoo = reference_and_zoo("slowonly_r50_8x8x1_k400")
+    bf16 = native_bf16()
+    if not bf16:
+        print("\nbf16 rows skipped: this CPU has no native bf16 (AVX-512 BF16 or AMX), so bf16 would be emulated")
     fused = optimize_for_inference(zoo)
-    fused_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16)
     compiled = optimize_for_inference(zoo, compile=True)
-    compiled_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16, compile=True)
+    if bf16:
+        fused_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16)
+        compiled_bf16 = optimize_for_inference(zoo, dtype=torch.bfloat16, compile=True)
     shapes = [(30, 3, 8, 256, 256), (1, 3, 8, 224, 224)]
     if args.quick:
         shapes = [(6, 3, 8, 256, 256), (1, 3, 8, 224, 224)]
@@ -143,31 +173,32 @@ def bench_forward(args, peak: dict | None) -> dict:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         xb = x.bfloat16()
         with torch.inference_mode():
-            start = time.perf_counter()
-            compiled_diff = (compiled(x) - mmaction_logits(reference, x)[1]).abs().max().item()
-            compiled_bf16(xb)
-            compile_seconds = time.perf_counter() - start
             _, ref_logits = mmaction_logits(reference, x)
-            diff = (fused(x) - ref_logits).abs().max().item()
-            probs_ref = ref_logits.softmax(-1)
-            bf16_logits = fused_bf16(xb).float()
-            bf16_prob_diff = (bf16_logits.softmax(-1) - probs_ref).abs().max().item()
-            bf16_top1_same = bool(torch.equal(bf16_logits.argmax(-1), ref_logits.argmax(-1)))
+            start = time.perf_counter()
+            compiled_diff = (zoo_forward(compiled, x) - ref_logits).abs().max().item()
+            if bf16:
+                zoo_forward(compiled_bf16, xb)
+            compile_seconds = time.perf_counter() - start
+            diff = (zoo_forward(fused, x) - ref_logits).abs().max().item()
+            bf16_prob_diff, bf16_top1_same = None, None
+            if bf16:
+                bf16_logits = zoo_forward(fused_bf16, xb).float()
+                bf16_prob_diff = (bf16_logits.softmax(-1) - ref_logits.softmax(-1)).abs().max().item()
+                bf16_top1_same = bool(torch.equal(bf16_logits.argmax(-1), ref_logits.argmax(-1)))
 
             def run_ref():
                 with torch.no_grad():
                     reference.cls_head(reference.backbone(x))
 
-            times = side_by_side(
-                {
-                    "mmaction2 fp32": run_ref,
-                    "slowonly-zoo fp32": lambda: fused(x),
-                    "slowonly-zoo bf16": lambda: fused_bf16(xb),
-                    "slowonly-zoo fp32, compiled": lambda: compiled(x),
-                    "slowonly-zoo bf16, compiled": lambda: compiled_bf16(xb),
-                },
-                args.repeats,
-            )
+            impls = {
+                "mmaction2 fp32": run_ref,
+                "slowonly-zoo fp32": lambda: zoo_forward(fused, x),
+                "slowonly-zoo fp32, compiled": lambda: zoo_forward(compiled, x),
+            }
+            if bf16:
+                impls["slowonly-zoo bf16"] = lambda: zoo_forward(fused_bf16, xb)
+                impls["slowonly-zoo bf16, compiled"] = lambda: zoo_forward(compiled_bf16, xb)
+            times = side_by_side(impls, args.repeats)
         flops = forward_flops(zoo, x)
         title = f"forward {shape[0]}x{tuple(shape[1:])} (N x (C,T,H,W)), {flops / 1e9:.0f} GFLOP"
         ratios = print_ratios(title, times, "mmaction2 fp32", shape[0], "views/s")
@@ -176,9 +207,9 @@ def bench_forward(args, peak: dict | None) -> dict:
             ceiling = peak.get("torch.bfloat16" if "bf16" in k else "torch.float32") if peak else None
             of_peak = f" = {100 * g / ceiling:.0f}% of the measured matmul peak" if ceiling else ""
             print(f"  {k:34s} {g:7.1f} GFLOP/s{of_peak}")
-        print(f"  fp32 max |logit diff| vs mmaction2: {diff:.2e} (compiled: {compiled_diff:.2e});  "
-              f"bf16 max |prob diff|: {bf16_prob_diff:.2e}, same top-1: {bf16_top1_same};  "
-              f"one-time compilation of both compiled variants (plus one run each): {compile_seconds:.0f} s")
+        bf16_text = f"bf16 max |prob diff|: {bf16_prob_diff:.2e}, same top-1: {bf16_top1_same};  " if bf16 else ""
+        print(f"  fp32 max |logit diff| vs mmaction2: {diff:.2e} (compiled: {compiled_diff:.2e});  {bf16_text}"
+              f"one-time compilation of the compiled variants (plus one run each): {compile_seconds:.0f} s")
         results[str(shape)] = dict(times=times, ratios=ratios, gflops=achieved, fp32_max_logit_diff=diff,
                                    compiled_max_logit_diff=compiled_diff, compile_seconds=compile_seconds,
                                    bf16_max_prob_diff=bf16_prob_diff, bf16_same_top1=bf16_top1_same)
@@ -219,44 +250,81 @@ def bench_preprocess(args) -> dict:
     return results
 
 
-def bench_e2e(args) -> dict:
+class _NoModel(torch.nn.Module):
+    """Returns zero logits at once: the evaluation harness with it measures the data pipeline alone."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(x.shape[0], self.num_classes)
+
+
+E2E_MODEL = "slowonly_r50_4x16x1_k400_video"
+
+
+def mmaction_test_loop(reference: torch.nn.Module, protocol, clips: list[Path]) -> torch.Tensor:
+    """mmaction2's test loop: per video its pipeline, all views through the model at once, softmax, mean."""
     from mm_pipeline import mmaction_views
-    from slowonly_zoo.evaluation.runner import evaluate
+
+    scores = []
+    for clip in clips:
+        views = torch.from_numpy(mmaction_views(protocol, clip))
+        with torch.no_grad():
+            logits = reference.cls_head(reference.backbone(views))
+        scores.append(logits.softmax(-1).mean(0))
+    return torch.stack(scores)
+
+
+def zoo_verify_harness(model: torch.nn.Module, clips: list[Path], out_dir: Path) -> None:
+    """slowonly-zoo's verify harness (DataLoader workers as default, batches, resumable records) over ``clips``."""
     from slowonly_zoo.data import TestDataset
+    from slowonly_zoo.evaluation.runner import evaluate
 
-    name = "slowonly_r50_4x16x1_k400_video"
-    entry = slowonly_zoo.get_model_info(name)
-    reference, zoo = reference_and_zoo(name)
-    clips = _clips()
-    if args.quick:
-        clips = clips[:2]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ann = out_dir / "list.txt"
+    ann.write_text("".join(f"{c.name} 0\n" for c in clips))
+    dataset = TestDataset(slowonly_zoo.get_model_info(E2E_MODEL), ann, clips[0].parent, fmt="video")
+    evaluate(model, dataset, out_dir=out_dir / "run", progress=False, device="cpu", batch_views=30)
+
+
+def bench_e2e(args) -> dict:
+    entry = slowonly_zoo.get_model_info(E2E_MODEL)
+    protocol = entry.protocol
+    reference, zoo = reference_and_zoo(E2E_MODEL)
+    clips = _clips()[: 2 if args.quick else None]
+    fused = optimize_for_inference(zoo)
+    compiled = optimize_for_inference(zoo, compile=True)
+    views = torch.randn(protocol.num_views, 3, protocol.clip_len, protocol.crop_size, protocol.crop_size)
+    with torch.inference_mode():
+        zoo_forward(compiled, views[:1])  # one-time compilation, outside the timings
     with tempfile.TemporaryDirectory() as tmp:
-        ann = Path(tmp) / "list.txt"
-        ann.write_text("".join(f"{c.name} 0\n" for c in clips))
-        dataset = TestDataset(entry, ann, VIDEOS, fmt="video")
-
-        def theirs():
-            scores = []
-            for clip in clips:
-                views = torch.from_numpy(mmaction_views(entry.protocol, clip))
-                with torch.no_grad():
-                    logits = reference.cls_head(reference.backbone(views))
-                scores.append(logits.softmax(-1).mean(0))
-            return torch.stack(scores)
-
         counter = iter(range(10**6))
-        fused = optimize_for_inference(zoo)
-        compiled = FixedBatch(optimize_for_inference(zoo, compile=True), entry.protocol.num_views)
 
-        def ours(model=fused):
-            out = Path(tmp) / f"run{next(counter)}"
-            return evaluate(model, dataset, out_dir=out, progress=False, device="cpu", batch_views=30)
+        def harness(model: torch.nn.Module) -> None:
+            zoo_verify_harness(model, clips, Path(tmp) / f"run{next(counter)}")
 
-        times = side_by_side({"mmaction2 test loop": theirs, "slowonly-zoo verify harness": ours,
-                              "slowonly-zoo verify harness, compiled": lambda: ours(compiled)},
-                             max(1, args.repeats - 1))
-        ratios = print_ratios(f"end to end, {name} (30 views x 4x256x256), {len(clips)} real videos", times,
-                              "mmaction2 test loop", len(clips), "videos/s")
+        def model_alone(model: torch.nn.Module) -> None:
+            with torch.inference_mode():
+                for _ in clips:
+                    torch.softmax(zoo_forward(model, views), -1).mean(0)
+
+        # mmaction2's loop and the eager harness need no warm-up, and each round is minutes long on a CPU
+        times = side_by_side(
+            {
+                "mmaction2 test loop": lambda: mmaction_test_loop(reference, protocol, clips),
+                "slowonly-zoo verify harness": lambda: harness(fused),
+                "slowonly-zoo verify harness, compiled": lambda: harness(compiled),
+                "  its data pipeline alone": lambda: harness(_NoModel(entry.num_classes)),
+                "  its model alone": lambda: model_alone(fused),
+            },
+            max(1, args.repeats - 1),
+            warmup=False,
+        )
+    title = (f"end to end, {E2E_MODEL} ({protocol.num_views} views x {protocol.clip_len}x{protocol.crop_size}x"
+             f"{protocol.crop_size}), {len(clips)} real videos")
+    ratios = print_ratios(title, times, "mmaction2 test loop", len(clips), "videos/s")
     return dict(times=times, ratios=ratios)
 
 
@@ -288,29 +356,41 @@ def bench_load(args) -> dict:
                                                  "torch.load(.pth) + convert + load"))
 
 
-def _peak_rss_child(task: str) -> float:
-    code = f"import sys; sys.argv = ['run.py', '--child', {task!r}]; exec(open({str(Path(__file__))!r}).read())"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+def _peak_rss_child(task: str) -> tuple[float, float]:
+    """(peak RSS of the process, of its largest child process) in MB, for ``task`` run in a fresh interpreter."""
+    out = subprocess.run([sys.executable, str(Path(__file__)), "--child", task], capture_output=True, text=True,
+                         check=True)
+    own, workers = out.stdout.strip().splitlines()[-1].split()
+    return float(own), float(workers)
 
 
 def child(task: str) -> None:
     """Run one workload and print its peak RSS in MB (used by the memory section)."""
-    torch.set_num_threads(torch.get_num_threads())
-    if task.startswith("forward"):
-        reference, zoo = reference_and_zoo("slowonly_r50_8x8x1_k400")
-        x = torch.randn(30 if "30" in task else 1, 3, 8, 256 if "30" in task else 224, 256 if "30" in task else 224)
-        if task.endswith("mmaction2"):
-            with torch.no_grad():
-                reference.cls_head(reference.backbone(x))
-        else:
-            model = optimize_for_inference(zoo)
+    workload, impl = task.rsplit("-", 1)
+    name = E2E_MODEL if workload == "e2e" else "slowonly_r50_8x8x1_k400"
+    if workload.startswith("forward") or workload == "e2e":
+        reference, zoo = reference_and_zoo(name)
+        if impl == "zoo":
             del reference
-            with torch.inference_mode():
-                model(x)
-    elif task.startswith("preprocess"):
-        protocol = slowonly_zoo.get_model_info("slowonly_r50_8x8x1_k400").protocol
-        if task.endswith("mmaction2"):
+            model = optimize_for_inference(zoo)
+    if workload.startswith("forward"):
+        size = 256 if workload == "forward30" else 224
+        x = torch.randn(30 if workload == "forward30" else 1, 3, 8, size, size)
+        with torch.inference_mode():
+            if impl == "mmaction2":
+                reference.cls_head(reference.backbone(x))
+            else:
+                zoo_forward(model, x)
+    elif workload == "e2e":
+        clips = _clips()[:2]
+        if impl == "mmaction2":
+            mmaction_test_loop(reference, slowonly_zoo.get_model_info(name).protocol, clips)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                zoo_verify_harness(model, clips, Path(tmp))
+    elif workload == "preprocess":
+        protocol = slowonly_zoo.get_model_info(name).protocol
+        if impl == "mmaction2":
             from mm_pipeline import mmaction_views
 
             for clip in _clips():
@@ -320,16 +400,21 @@ def child(task: str) -> None:
 
             for clip in _clips():
                 TestPipeline(protocol, fmt="video")(clip)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the DataLoader worker, if any
+    print(f"{own / 1024} {workers / 1024}")
 
 
 def bench_memory(args) -> dict:
     results = {}
-    print("\npeak RSS (each workload in a fresh process; includes the Python + torch baseline)")
-    for task in ("forward30", "forward1", "preprocess"):
+    print("\npeak RSS (each workload in a fresh process, so it includes the Python + torch baseline; "
+          "plus the largest DataLoader worker process, where there is one)")
+    for task in ("forward30", "forward1", "preprocess", "e2e"):
         row = {impl: _peak_rss_child(f"{task}-{impl}") for impl in ("mmaction2", "zoo")}
         results[task] = row
-        print(f"  {task:12s} mmaction2 {row['mmaction2']:8.0f} MB   slowonly-zoo {row['zoo']:8.0f} MB")
+        print(f"  {task:12s} " + "   ".join(
+            f"{impl} {own:7.0f} MB" + (f" + worker {worker:.0f} MB" if worker else "")
+            for impl, (own, worker) in (("mmaction2", row["mmaction2"]), ("slowonly-zoo", row["zoo"]))))
     return results
 
 

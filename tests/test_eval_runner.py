@@ -113,6 +113,30 @@ def test_retry_failed(tmp_path: Path) -> None:
     assert fixed.num_failed == 0 and fixed.num_evaluated == 4
 
 
+_AFTER_OPENCV_SCRIPT = textwrap.dedent(
+    """
+    import sys, cv2, numpy as np
+    cv2.setNumThreads(2)
+    for _ in range(5):  # OpenCV's worker threads now exist in this process, and DataLoader workers fork from it
+        cv2.resize(np.zeros((1500, 1500, 3), np.uint8), (700, 500))
+    from slowonly_zoo.evaluation import evaluate
+    from test_eval_support import ListDataset, TinyVideoNet, VIEWS
+    r = evaluate(TinyVideoNet(), ListDataset(4), out_dir=sys.argv[1], num_workers=1, batch_views=2 * VIEWS,
+                 views_per_video=VIEWS, progress=False)
+    print("evaluated", r.num_evaluated)
+    """
+)
+
+
+def test_workers_start_after_the_parent_used_opencv_threads(tmp_path: Path) -> None:
+    """A worker forked from a process whose OpenCV thread pool ran must not deadlock (it did, via cv2.setNumThreads
+    in the worker initialiser, when mmaction2's pipeline had run first in the same process)."""
+    out = subprocess.run([sys.executable, "-c", _AFTER_OPENCV_SCRIPT, str(tmp_path / "run")], env=_subprocess_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "evaluated 4"
+
+
 _KILL_SCRIPT = textwrap.dedent(
     """
     import sys, torch

@@ -21,7 +21,6 @@ every video counts exactly once (process group and merging: :mod:`slowonly_zoo.e
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -136,10 +135,10 @@ def _identity(x: Any) -> Any:
 
 
 def _worker_init(_: int) -> None:
+    # Only torch's own pool: it is rebuilt safely after fork. Never touch OpenCV's thread pool here: if the parent
+    # process used it (e.g. mmaction2's pipeline ran before), cv2.setNumThreads in the forked worker waits forever
+    # on a lock whose owner thread was not forked.
     torch.set_num_threads(1)
-    cv2 = sys.modules.get("cv2")
-    if cv2 is not None:
-        cv2.setNumThreads(1)
 
 
 def _views_of(sample: Any, raw_ok: bool) -> tuple[torch.Tensor | None, str | None]:
