@@ -356,16 +356,26 @@ def bench_load(args) -> dict:
                                                  "torch.load(.pth) + convert + load"))
 
 
-def _peak_rss_child(task: str) -> tuple[float, float]:
-    """(peak RSS of the process, of its largest child process) in MB, for ``task`` run in a fresh interpreter."""
+def _peak_rss_child(task: str) -> tuple[float, float, float]:
+    """(RSS before, peak RSS during, peak RSS of the largest child process) in MB of ``task``, run in a fresh
+    interpreter."""
     out = subprocess.run([sys.executable, str(Path(__file__)), "--child", task], capture_output=True, text=True,
                          check=True)
-    own, workers = out.stdout.strip().splitlines()[-1].split()
-    return float(own), float(workers)
+    before, peak, workers = out.stdout.strip().splitlines()[-1].split()
+    return float(before), float(peak), float(workers)
+
+
+def _proc_status_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
 def child(task: str) -> None:
-    """Run one workload and print its peak RSS in MB (used by the memory section)."""
+    """Run one workload and print, in MB: the RSS before it (models built, inputs made), the peak RSS during it
+    (Linux's VmHWM, reset just before the workload), and the peak RSS of the largest child process (the DataLoader
+    worker of the e2e workload)."""
     workload, impl = task.rsplit("-", 1)
     name = E2E_MODEL if workload == "e2e" else "slowonly_r50_8x8x1_k400"
     if workload.startswith("forward") or workload == "e2e":
@@ -373,9 +383,11 @@ def child(task: str) -> None:
         if impl == "zoo":
             del reference
             model = optimize_for_inference(zoo)
+    size = 256 if workload == "forward30" else 224
+    x = torch.randn(30 if workload == "forward30" else 1, 3, 8, size, size) if workload.startswith("forward") else None
+    before = _proc_status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     if workload.startswith("forward"):
-        size = 256 if workload == "forward30" else 224
-        x = torch.randn(30 if workload == "forward30" else 1, 3, 8, size, size)
         with torch.inference_mode():
             if impl == "mmaction2":
                 reference.cls_head(reference.backbone(x))
@@ -400,21 +412,20 @@ def child(task: str) -> None:
 
             for clip in _clips():
                 TestPipeline(protocol, fmt="video")(clip)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the DataLoader worker, if any
-    print(f"{own / 1024} {workers / 1024}")
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workload == "e2e" else 0.0
+    print(f"{before} {_proc_status_mb('VmHWM')} {workers}")
 
 
 def bench_memory(args) -> dict:
     results = {}
-    print("\npeak RSS (each workload in a fresh process, so it includes the Python + torch baseline; "
-          "plus the largest DataLoader worker process, where there is one)")
+    print("\npeak RSS during each workload over the RSS before it (models built), each in a fresh process; "
+          "e2e adds its DataLoader worker's peak")
     for task in ("forward30", "forward1", "preprocess", "e2e"):
         row = {impl: _peak_rss_child(f"{task}-{impl}") for impl in ("mmaction2", "zoo")}
         results[task] = row
         print(f"  {task:12s} " + "   ".join(
-            f"{impl} {own:7.0f} MB" + (f" + worker {worker:.0f} MB" if worker else "")
-            for impl, (own, worker) in (("mmaction2", row["mmaction2"]), ("slowonly-zoo", row["zoo"]))))
+            f"{impl} +{peak - before:6.0f} MB (over {before:.0f})" + (f" + worker {worker:.0f} MB" if worker else "")
+            for impl, (before, peak, worker) in (("mmaction2", row["mmaction2"]), ("slowonly-zoo", row["zoo"]))))
     return results
 
 
