@@ -465,7 +465,8 @@ def _add_model_input(p: argparse.ArgumentParser) -> None:
                    help="N clips with one centre crop (1 = fast single-view mode); default: the model's full test "
                         "protocol (e.g. 10 clips x 3 crops)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU if there is one)")
-    p.add_argument("--batch-views", type=int, default=30, metavar="N", help="most views per forward pass on a GPU (default 30; on CPU one view per pass is faster)")
+    p.add_argument("--batch-views", type=int, default=30, metavar="N",
+                   help="most views per forward pass on a GPU (default 30); on CPU one view per pass is faster")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -541,7 +542,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("auto", "video", "rawframes"), default="auto", help="input format")
     p.add_argument("--out", metavar="DIR", help="results folder (default ./verify-NAME); rerunning resumes")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
-    p.add_argument("--batch-views", type=int, default=60, metavar="N", help="views per batch (default 60): one forward pass on a GPU, one view per pass on CPU")
+    p.add_argument("--batch-views", type=int, default=60, metavar="N",
+                   help="views per batch (default 60): one forward pass on a GPU, one view per pass on CPU")
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N videos (the verdict is then not judged)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable video")

@@ -15,7 +15,8 @@ def test_fused_model_gives_the_same_logits_and_has_no_batchnorm():
     model = randomize_(build_architecture(get_model_info("slowonly_r50_nl_4x16x1_k400")), 11).eval()
     x = torch.randn(2, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0))
     fused = optimize_for_inference(model)
-    assert fused.backbone.stem.conv.weight.is_contiguous(memory_format=torch.channels_last_3d), "channels-last by default"
+    stem_weight = fused.backbone.stem.conv.weight
+    assert stem_weight.is_contiguous(memory_format=torch.channels_last_3d), "channels-last by default"
     assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in fused.modules())
     assert any(isinstance(m, torch.nn.BatchNorm3d) for m in model.modules()), "the original must be untouched"
     with torch.inference_mode():

@@ -7,8 +7,9 @@ Speed: decoding and preprocessing run in DataLoader worker processes while the m
 videos are stacked into one batch of up to ``batch_views`` views; the model runs in channels_last_3d; on CUDA the
 batch is staged in pinned memory, copied asynchronously, run whole with cudnn benchmark (and bf16 autocast with
 ``amp=True``), and the results of one batch are collected while the next one runs; on CPU the batch goes through the
-model one view at a time (:func:`~slowonly_zoo.models.fuse.views_per_forward`), which is faster there. Batches are fixed groups of consecutive videos of the list
-(see :func:`evaluate`), so the numbers do not depend on the number of processes or on interruptions.
+model one view at a time (:func:`~slowonly_zoo.models.fuse.views_per_forward`), which is faster there. Batches are
+fixed groups of consecutive videos of the list (see :func:`evaluate`), so the numbers do not depend on the number of
+processes or on interruptions.
 
 Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
 views, in float32, exactly as ``Recognizer3D`` does.

@@ -3,8 +3,9 @@
 ``fuse_batchnorm`` folds every eval-mode BatchNorm3d into the convolution before it: ``y = gamma * (conv(x) -
 mean) / sqrt(var + eps) + beta`` becomes one convolution with scaled weights and a bias. That removes a full
 read and write of every activation per conv. ``optimize_for_inference`` adds the channels-last 3D memory
-format, which both cuDNN and oneDNN (CPU) run faster, and ``compile=True``: ``torch.compile`` with weight freezing,
-which on CPU lets oneDNN pre-pack the weights and fuse bias, ReLU and the residual add into the convolutions.
+format, which cuDNN runs faster (and oneDNN on CPU too, for the 8-frame models), and ``compile=True``:
+``torch.compile`` with weight freezing, which on CPU lets oneDNN pre-pack the weights and fuse bias, ReLU and the
+residual add into the convolutions.
 
 ``views_per_forward`` is the other half of fast inference: how many views to put through the network at once.
 On CUDA a large batch keeps the GPU busy; on CPU one view at a time is fastest, because a single 8x256x256 view's
@@ -83,7 +84,7 @@ def optimize_for_inference(
     Args:
         fuse_bn: fold BatchNorm into the convolutions.
         channels_last: channels-last 3D weights (faster with cuDNN and, in this project's CPU measurements, with
-            oneDNN too; see benchmarks/).
+            oneDNN for 8-frame inputs; about even at 4 frames; see the README's Benchmarks section).
         dtype: e.g. ``torch.bfloat16`` (feed it inputs of that dtype).
         compile: ``torch.compile`` with weight freezing (needs a C++ compiler on CPU; about a minute of one-time
             compilation per input shape, cached on disk by torch). Falls back to eager, with a warning, when
