@@ -45,7 +45,8 @@ sys.path.insert(0, str(REPO / "tests"))
 VIDEOS = REPO.parent / "shared" / "videos"
 
 import slowonly_zoo  # noqa: E402
-from slowonly_zoo.models.fuse import optimize_for_inference, views_per_forward  # noqa: E402
+from slowonly_zoo.inference import forward_views  # noqa: E402
+from slowonly_zoo.models.fuse import optimize_for_inference  # noqa: E402
 
 SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory")
 
@@ -108,9 +109,8 @@ def reference_and_zoo(name: str, seed: int = 0):
 
 
 def zoo_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """slowonly-zoo's forward over a batch of views as its verify harness runs it on this device."""
-    step = views_per_forward(x.device, x.shape[0])
-    return torch.cat([model(c.contiguous(memory_format=torch.channels_last_3d)) for c in x.split(step)])
+    """slowonly-zoo's forward over a batch of views as it runs them on this device (one view per pass on CPU)."""
+    return forward_views(model, x, x.device, x.shape[0], model)
 
 
 def native_bf16() -> bool:

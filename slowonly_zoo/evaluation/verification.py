@@ -167,7 +167,7 @@ def _verify_single(
         # one input shape, so it compiles once: the engine's forward size, padded when a batch ends short
         views = entry.protocol.num_views
         batch = videos_per_batch(dataset, opts["batch_views"], views) * views
-        model = FixedBatch(compile_for_inference(model.to(dev)), min(batch, views_per_forward(dev, batch)))
+        model = FixedBatch(compile_for_inference(model.to(dev)), views_per_forward(dev, batch))
     protocol = entry.to_dict()["protocol"]
     run_info = {
         "model": entry.name,
