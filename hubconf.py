@@ -4,7 +4,19 @@ One entrypoint per canonical model name (ensembles excluded), plus ``list_models
 ``slowonly_zoo.create_model`` bound to its name, so it accepts the same keyword arguments.
 """
 
-dependencies = ["torch", "timm", "numpy", "safetensors", "huggingface_hub", "yaml", "av", "requests", "tqdm", "filelock", "PIL"]
+dependencies = [
+    "torch",
+    "timm",
+    "numpy",
+    "safetensors",
+    "huggingface_hub",
+    "yaml",
+    "av",
+    "requests",
+    "tqdm",
+    "filelock",
+    "PIL",
+]
 
 import functools as _functools  # noqa: E402
 import os as _os  # noqa: E402
@@ -15,7 +27,7 @@ _sys.path.insert(0, _os.path.dirname(_os.path.abspath(__file__)))
 
 from slowonly_zoo.factory import create_model as _create_model  # noqa: E402
 from slowonly_zoo.index import get_model_info as _get_model_info  # noqa: E402
-from slowonly_zoo.index import list_models  # noqa: E402,F401
+from slowonly_zoo.index import list_models  # noqa: E402
 
 for _name in list_models():
     if _get_model_info(_name).members:

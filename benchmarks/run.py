@@ -78,8 +78,9 @@ def summary(times: list[float]) -> str:
     return f"min {min(times):8.3f} s  median {statistics.median(times):8.3f} s"
 
 
-def print_ratios(title: str, times: dict[str, list[float]], baseline: str, unit_count: float = 1.0,
-                 unit: str = "") -> dict[str, float]:
+def print_ratios(
+    title: str, times: dict[str, list[float]], baseline: str, unit_count: float = 1.0, unit: str = ""
+) -> dict[str, float]:
     print(f"\n{title}")
     ratios = {}
     for name, values in times.items():
@@ -96,13 +97,21 @@ def print_ratios(title: str, times: dict[str, list[float]], baseline: str, unit_
 def reference_and_zoo(name: str, seed: int = 0):
     """mmaction2's recognizer with randomised weights, and slowonly-zoo's model loaded from the same weights."""
     from reference import build_mmaction_recognizer, randomize_
+
     from slowonly_zoo.weights.convert import load_state_dict_strict, upstream_to_zoo
 
     entry = slowonly_zoo.get_model_info(name)
     arch = entry.architecture
     reference = randomize_(
-        build_mmaction_recognizer(depth=arch.depth, num_classes=entry.num_classes, in_channels=arch.in_channels,
-                                  non_local=arch.non_local, with_pool1=arch.with_pool1), seed)
+        build_mmaction_recognizer(
+            depth=arch.depth,
+            num_classes=entry.num_classes,
+            in_channels=arch.in_channels,
+            non_local=arch.non_local,
+            with_pool1=arch.with_pool1,
+        ),
+        seed,
+    )
     zoo = slowonly_zoo.create_model(name)
     load_state_dict_strict(zoo, upstream_to_zoo(reference.state_dict()))
     return reference.eval(), zoo.eval()
@@ -149,7 +158,7 @@ def bench_peak(args) -> dict:
         mm = 2 * n**3 / min(times["mm"]) / 1e9
         conv_gflops = 2 * x.numel() * 512 / min(times["conv"]) / 1e9
         out[str(dtype)] = max(mm, conv_gflops)
-        print(f"  {str(dtype):16s} matmul {mm:8.1f} GFLOP/s   1x1x1 conv {conv_gflops:8.1f} GFLOP/s")
+        print(f"  {dtype!s:16s} matmul {mm:8.1f} GFLOP/s   1x1x1 conv {conv_gflops:8.1f} GFLOP/s")
     return out
 
 
@@ -208,11 +217,20 @@ def bench_forward(args, peak: dict | None) -> dict:
             of_peak = f" = {100 * g / ceiling:.0f}% of the measured matmul peak" if ceiling else ""
             print(f"  {k:34s} {g:7.1f} GFLOP/s{of_peak}")
         bf16_text = f"bf16 max |prob diff|: {bf16_prob_diff:.2e}, same top-1: {bf16_top1_same};  " if bf16 else ""
-        print(f"  fp32 max |logit diff| vs mmaction2: {diff:.2e} (compiled: {compiled_diff:.2e});  {bf16_text}"
-              f"one-time compilation of the compiled variants (plus one run each): {compile_seconds:.0f} s")
-        results[str(shape)] = dict(times=times, ratios=ratios, gflops=achieved, fp32_max_logit_diff=diff,
-                                   compiled_max_logit_diff=compiled_diff, compile_seconds=compile_seconds,
-                                   bf16_max_prob_diff=bf16_prob_diff, bf16_same_top1=bf16_top1_same)
+        print(
+            f"  fp32 max |logit diff| vs mmaction2: {diff:.2e} (compiled: {compiled_diff:.2e});  {bf16_text}"
+            f"one-time compilation of the compiled variants (plus one run each): {compile_seconds:.0f} s"
+        )
+        results[str(shape)] = dict(
+            times=times,
+            ratios=ratios,
+            gflops=achieved,
+            fp32_max_logit_diff=diff,
+            compiled_max_logit_diff=compiled_diff,
+            compile_seconds=compile_seconds,
+            bf16_max_prob_diff=bf16_prob_diff,
+            bf16_same_top1=bf16_top1_same,
+        )
     return results
 
 
@@ -224,6 +242,7 @@ def _clips() -> list[Path]:
 
 def bench_preprocess(args) -> dict:
     from mm_pipeline import mmaction_views
+
     from slowonly_zoo.data import TestPipeline
 
     results = {}
@@ -241,8 +260,10 @@ def bench_preprocess(args) -> dict:
                 mmaction_views(protocol, clip)
 
         times = side_by_side({"mmaction2 (decord + cv2)": theirs, "slowonly-zoo": ours}, args.repeats)
-        title = (f"test pipeline, {protocol.clip_len}x{protocol.frame_interval}x{protocol.num_clips} x "
-                 f"{protocol.num_crops} crops, {len(clips)} real clips")
+        title = (
+            f"test pipeline, {protocol.clip_len}x{protocol.frame_interval}x{protocol.num_clips} x "
+            f"{protocol.num_crops} crops, {len(clips)} real clips"
+        )
         ratios = print_ratios(title, times, "mmaction2 (decord + cv2)", len(clips), "videos/s")
         diffs = [float(np.abs(pipeline(c).numpy() - mmaction_views(protocol, c)).max()) for c in clips]
         print(f"  max |view diff| per clip vs mmaction2: {', '.join(f'{d:.1e}' for d in diffs)}")
@@ -322,14 +343,17 @@ def bench_e2e(args) -> dict:
             max(1, args.repeats - 1),
             warmup=False,
         )
-    title = (f"end to end, {E2E_MODEL} ({protocol.num_views} views x {protocol.clip_len}x{protocol.crop_size}x"
-             f"{protocol.crop_size}), {len(clips)} real videos")
+    title = (
+        f"end to end, {E2E_MODEL} ({protocol.num_views} views x {protocol.clip_len}x{protocol.crop_size}x"
+        f"{protocol.crop_size}), {len(clips)} real videos"
+    )
     ratios = print_ratios(title, times, "mmaction2 test loop", len(clips), "videos/s")
     return dict(times=times, ratios=ratios)
 
 
 def bench_load(args) -> dict:
     from upstream_checkpoints import write_upstream_checkpoint
+
     from slowonly_zoo.weights import transfer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -339,28 +363,32 @@ def bench_load(args) -> dict:
         entry = slowonly_zoo.get_model_info("slowonly_r50_8x8x1_k400").to_dict()
         prefix = path.stem.rsplit("-", 1)[1]
         entry.update(name="bench_r50", aliases=[], config=None)
-        entry["checkpoint"] = dict(url=f"https://example.invalid/{path.name}", filename=path.name,
-                                   sha256_prefix=prefix)
+        entry["checkpoint"] = dict(url=f"https://example.invalid/{path.name}", filename=path.name, sha256_prefix=prefix)
         slowonly_zoo.register_model_entry(entry)
         transfer.import_files([path])  # verified by hash, converted to safetensors, cached
         times = side_by_side(
             {
-                "torch.load(.pth) + convert + load": lambda: slowonly_zoo.create_model("bench_r50",
-                                                                                       checkpoint_path=path),
-                "create_model(pretrained=True), warm cache": lambda: slowonly_zoo.create_model("bench_r50",
-                                                                                               pretrained=True),
+                "torch.load(.pth) + convert + load": lambda: slowonly_zoo.create_model(
+                    "bench_r50", checkpoint_path=path
+                ),
+                "create_model(pretrained=True), warm cache": lambda: slowonly_zoo.create_model(
+                    "bench_r50", pretrained=True
+                ),
             },
             args.repeats,
         )
-    return dict(times=times, ratios=print_ratios("model creation with weights (R50)", times,
-                                                 "torch.load(.pth) + convert + load"))
+    return dict(
+        times=times,
+        ratios=print_ratios("model creation with weights (R50)", times, "torch.load(.pth) + convert + load"),
+    )
 
 
 def _peak_rss_child(task: str) -> tuple[float, float, float]:
     """(RSS before, peak RSS during, peak RSS of the largest child process) in MB of ``task``, run in a fresh
     interpreter."""
-    out = subprocess.run([sys.executable, str(Path(__file__)), "--child", task], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__)), "--child", task], capture_output=True, text=True, check=True
+    )
     before, peak, workers = out.stdout.strip().splitlines()[-1].split()
     return float(before), float(peak), float(workers)
 
@@ -418,14 +446,21 @@ def child(task: str) -> None:
 
 def bench_memory(args) -> dict:
     results = {}
-    print("\npeak RSS during each workload over the RSS before it (models built), each in a fresh process; "
-          "e2e adds its DataLoader worker's peak")
+    print(
+        "\npeak RSS during each workload over the RSS before it (models built), each in a fresh process; "
+        "e2e adds its DataLoader worker's peak"
+    )
     for task in ("forward30", "forward1", "preprocess", "e2e"):
         row = {impl: _peak_rss_child(f"{task}-{impl}") for impl in ("mmaction2", "zoo")}
         results[task] = row
-        print(f"  {task:12s} " + "   ".join(
-            f"{impl} +{peak - before:6.0f} MB (over {before:.0f})" + (f" + worker {worker:.0f} MB" if worker else "")
-            for impl, (before, peak, worker) in (("mmaction2", row["mmaction2"]), ("slowonly-zoo", row["zoo"]))))
+        print(
+            f"  {task:12s} "
+            + "   ".join(
+                f"{impl} +{peak - before:6.0f} MB (over {before:.0f})"
+                + (f" + worker {worker:.0f} MB" if worker else "")
+                for impl, (before, peak, worker) in (("mmaction2", row["mmaction2"]), ("slowonly-zoo", row["zoo"]))
+            )
+        )
     return results
 
 
@@ -439,8 +474,10 @@ def machine() -> str:
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}, "
-            f"Python {platform.python_version()}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def main() -> int:
@@ -459,9 +496,13 @@ def main() -> int:
     results: dict = {"machine": machine(), "date": time.strftime("%Y-%m-%d")}
     peak = bench_peak(args) if "peak" in args.only else None
     results["peak"] = peak
-    for section, fn in (("forward", lambda: bench_forward(args, peak)), ("preprocess", lambda: bench_preprocess(args)),
-                        ("e2e", lambda: bench_e2e(args)), ("load", lambda: bench_load(args)),
-                        ("memory", lambda: bench_memory(args))):
+    for section, fn in (
+        ("forward", lambda: bench_forward(args, peak)),
+        ("preprocess", lambda: bench_preprocess(args)),
+        ("e2e", lambda: bench_e2e(args)),
+        ("load", lambda: bench_load(args)),
+        ("memory", lambda: bench_memory(args)),
+    ):
         if section in args.only:
             results[section] = fn()
     if args.json:

@@ -28,8 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
 
-    predictions = predict(args.model, args.videos, checkpoint=args.checkpoint, topk=args.topk, clips=args.clips,
-                          device=args.device)
+    predictions = predict(
+        args.model, args.videos, checkpoint=args.checkpoint, topk=args.topk, clips=args.clips, device=args.device
+    )
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
         return 0

@@ -30,11 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     entry = get_model_info(args.model)
-    model = create_model(entry.name, pretrained=not args.random and args.checkpoint is None,
-                         checkpoint_path=args.checkpoint).eval()
+    model = create_model(
+        entry.name, pretrained=not args.random and args.checkpoint is None, checkpoint_path=args.checkpoint
+    ).eval()
     size = args.size or entry.protocol.crop_size
-    example = torch.randn(1, entry.architecture.in_channels, entry.architecture.clip_len, size, size,
-                          generator=torch.Generator().manual_seed(0))
+    example = torch.randn(
+        1,
+        entry.architecture.in_channels,
+        entry.architecture.clip_len,
+        size,
+        size,
+        generator=torch.Generator().manual_seed(0),
+    )
     with torch.inference_mode():
         traced = torch.jit.trace(model, example, check_trace=False)
     traced.save(args.out)
@@ -45,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         eager, exported = model(check), loaded(check)
     diff = (eager - exported).abs().max().item()
     same_top1 = bool((eager.argmax(1) == exported.argmax(1)).all())
-    print(f"exported {entry.name} to {args.out}; max |exported - eager| = {diff:.3g} on logits of shape "
-          f"{tuple(eager.shape)}, same top-1: {same_top1}")
+    print(
+        f"exported {entry.name} to {args.out}; max |exported - eager| = {diff:.3g} on logits of shape "
+        f"{tuple(eager.shape)}, same top-1: {same_top1}"
+    )
     if diff > args.atol or not same_top1:
         print(f"MISMATCH: the exported model differs from eager by more than {args.atol}")
         return 1

@@ -34,8 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     videos = expand_inputs(args.inputs)
-    summary = extract(args.model, videos, args.out, checkpoint=args.checkpoint, clips=args.clips,
-                      clip_stride=args.clip_stride, device=args.device)
+    summary = extract(
+        args.model,
+        videos,
+        args.out,
+        checkpoint=args.checkpoint,
+        clips=args.clips,
+        clip_stride=args.clip_stride,
+        device=args.device,
+    )
     print(f"{len(summary.written)} written, {len(summary.skipped)} already there, {len(summary.failed)} failed")
     for video, reason in summary.failed:
         print(f"  failed {video}: {reason}")

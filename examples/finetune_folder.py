@@ -41,8 +41,12 @@ from slowonly_zoo.inference import VIDEO_EXTENSIONS
 def find_videos(root: Path) -> tuple[list[tuple[Path, int]], list[str]]:
     """(video, label) pairs and the class names (sorted sub-folder names) of a folder-per-class dataset."""
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    items = [(f, k) for k, c in enumerate(classes) for f in sorted((root / c).iterdir())
-             if f.suffix.lower() in VIDEO_EXTENSIONS]
+    items = [
+        (f, k)
+        for k, c in enumerate(classes)
+        for f in sorted((root / c).iterdir())
+        if f.suffix.lower() in VIDEO_EXTENSIONS
+    ]
     if len(classes) < 2 or not items:
         raise SystemExit(f"{root} needs at least two class sub-folders holding videos")
     return items, classes
@@ -123,8 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     train_items, classes = find_videos(args.root)
     val_items = find_videos(args.val_root)[0] if args.val_root else []
 
-    model = create_model(entry.name, pretrained=args.checkpoint is None, checkpoint_path=args.checkpoint,
-                         num_classes=len(classes), device=args.device)
+    model = create_model(
+        entry.name,
+        pretrained=args.checkpoint is None,
+        checkpoint_path=args.checkpoint,
+        num_classes=len(classes),
+        device=args.device,
+    )
     if args.freeze_backbone:
         model.backbone.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -134,11 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     clip_len, interval = args.clip_len or a.clip_len, args.frame_interval or a.frame_interval
     make = lambda items, train: DataLoader(  # noqa: E731
         ClipDataset(items, clip_len, interval, args.size, args.crop, p.mean, p.std, train),
-        batch_size=args.batch_size, shuffle=train, num_workers=args.workers)
+        batch_size=args.batch_size,
+        shuffle=train,
+        num_workers=args.workers,
+    )
     train_loader = make(train_items, True)
     val_loader = make(val_items, False) if val_items else None
-    print(f"{entry.name}: {len(train_items)} training videos, {len(classes)} classes {classes}, "
-          f"clips {clip_len}x{interval} at {args.crop}px, {sum(x.numel() for x in params):,} trainable parameters")
+    print(
+        f"{entry.name}: {len(train_items)} training videos, {len(classes)} classes {classes}, "
+        f"clips {clip_len}x{interval} at {args.crop}px, {sum(x.numel() for x in params):,} trainable parameters"
+    )
 
     for epoch in range(1, args.epochs + 1):
         model.train()
@@ -156,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     model.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(args.out / "model.safetensors"), metadata={"base_model": entry.name,
-                                                                   "classes": ",".join(classes)})
+    save_file(
+        state, str(args.out / "model.safetensors"), metadata={"base_model": entry.name, "classes": ",".join(classes)}
+    )
     (args.out / "labels.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
 
     # Reload the way a user would and check it predicts exactly what the trained model does.

@@ -13,9 +13,8 @@ not import it for you).
 
 from __future__ import annotations
 
-from typing import Any
-
 import sys as _sys
+from typing import Any
 
 from . import index as _index
 from ._timm_hook import register_with_timm_when_imported as _register_with_timm_when_imported

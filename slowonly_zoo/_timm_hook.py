@@ -27,7 +27,7 @@ class _TimmImportHook(importlib.abc.MetaPathFinder):
     (torch.hub's dependency check does one) must not use it up.
     """
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001
+    def find_spec(self, fullname, path, target=None):
         if fullname != "timm":
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)

@@ -25,8 +25,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def synthetic_video(path: str | os.PathLike[str], *, frames: int = 300, width: int = 340, height: int = 256,
-                    fps: int = 30) -> Path:
+def synthetic_video(
+    path: str | os.PathLike[str], *, frames: int = 300, width: int = 340, height: int = 256, fps: int = 30
+) -> Path:
     """Write a moving-pattern MPEG-4 video (for end-to-end timing when no real video is given)."""
     import av
 

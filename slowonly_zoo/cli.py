@@ -23,8 +23,12 @@ EXIT_USER_ERROR = 1
 EXIT_VERIFY_FAILED = 2
 
 _DATASET_ALIASES = {
-    "k400": "kinetics400", "k600": "kinetics600", "k700": "kinetics700", "ssv1": "somethingsomethingv1",
-    "sthv1": "somethingsomethingv1", "gym": "gym99",
+    "k400": "kinetics400",
+    "k600": "kinetics600",
+    "k700": "kinetics700",
+    "ssv1": "somethingsomethingv1",
+    "sthv1": "somethingsomethingv1",
+    "gym": "gym99",
 }
 
 
@@ -113,7 +117,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
@@ -135,10 +141,14 @@ def cmd_list(args: argparse.Namespace) -> int:
         return EXIT_USER_ERROR
     cells = [
         [
-            r["name"], r["dataset"], _fmt_num(r["top1"]),
-            _fmt_num(r["top5"]) if r["top5"] is not None or r["mean_class_accuracy"] is None
+            r["name"],
+            r["dataset"],
+            _fmt_num(r["top1"]),
+            _fmt_num(r["top5"])
+            if r["top5"] is not None or r["mean_class_accuracy"] is None
             else _fmt_num(r["mean_class_accuracy"]) + "*",
-            "-" if r["params"] is None else f"{r['params'] / 1e6:.1f}M", r["protocol"],
+            "-" if r["params"] is None else f"{r['params'] / 1e6:.1f}M",
+            r["protocol"],
             {True: "yes", False: "no", None: "?"}[r["cached"]],
         ]
         for r in rows
@@ -181,25 +191,39 @@ def cmd_info(args: argparse.Namespace) -> int:
         add("members", ", ".join(f"{m} (weight {w})" for m, w in zip(entry.members, entry.member_weights or ())))
     a = entry.architecture
     if a is not None:
-        add("architecture", f"ResNet{a.depth} SlowOnly{' + non-local' if a.non_local else ''}, {a.modality} "
-                            f"({a.in_channels} input channels), clip {a.clip_len}x{a.frame_interval}"
-                            f"{'' if a.with_pool1 else ', no stem max-pool'}")
+        add(
+            "architecture",
+            f"ResNet{a.depth} SlowOnly{' + non-local' if a.non_local else ''}, {a.modality} "
+            f"({a.in_channels} input channels), clip {a.clip_len}x{a.frame_interval}"
+            f"{'' if a.with_pool1 else ', no stem max-pool'}",
+        )
     p = entry.protocol
     if p is not None:
         lines.append("test protocol:")
-        lines.append(f"  data            {p.data_format}" + (f" ({p.filename_tmpl}, frames numbered from {p.start_index})"
-                                                             if p.filename_tmpl else ""))
-        lines.append(f"  sampling        {p.num_clips} clips of {p.clip_len} frames every {p.frame_interval} "
-                     "(SampleFrames test_mode, mmaction2 0.x)")
-        lines.append(f"  resize          " + (f"short side to {p.resize_short}" if p.resize_short else
-                                            "none (test videos stored at short side 256)"))
+        lines.append(
+            f"  data            {p.data_format}"
+            + (f" ({p.filename_tmpl}, frames numbered from {p.start_index})" if p.filename_tmpl else "")
+        )
+        lines.append(
+            f"  sampling        {p.num_clips} clips of {p.clip_len} frames every {p.frame_interval} "
+            "(SampleFrames test_mode, mmaction2 0.x)"
+        )
+        lines.append(
+            "  resize          "
+            + (f"short side to {p.resize_short}" if p.resize_short else "none (test videos stored at short side 256)")
+        )
         lines.append(f"  crop            {'ThreeCrop' if p.crop == 'three' else 'CenterCrop'}({p.crop_size})")
         lines.append(f"  normalise       {p.normalize}: mean {list(p.mean)}, std {list(p.std)}")
-        lines.append(f"  views           {p.num_views} per video, scores: softmax per view then mean "
-                     f"(average_clips={p.average_clips!r})")
+        lines.append(
+            f"  views           {p.num_views} per video, scores: softmax per view then mean "
+            f"(average_clips={p.average_clips!r})"
+        )
     for r in entry.results:
-        metrics = ", ".join(f"{k} {v:.2f}" for k, v in (("top-1", r.top1), ("top-5", r.top5),
-                                                        ("mean class", r.mean_class_accuracy)) if v is not None)
+        metrics = ", ".join(
+            f"{k} {v:.2f}"
+            for k, v in (("top-1", r.top1), ("top-5", r.top5), ("mean class", r.mean_class_accuracy))
+            if v is not None
+        )
         speed = f", {r.inference_time} video/s" if r.inference_time else ""
         lines.append(f"reported:         {metrics}{speed}  [{r.source}]")
     ck = entry.checkpoint
@@ -242,8 +266,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise CLIError(f"--topk must be 1 or more, got {args.topk}")
     videos = expand_inputs(args.videos)
     _check_inputs(args.name, videos)
-    predictor = Predictor(args.name, checkpoint=args.checkpoint, clips=args.clips, device=args.device,
-                          batch_views=args.batch_views)
+    predictor = Predictor(
+        args.name, checkpoint=args.checkpoint, clips=args.clips, device=args.device, batch_views=args.batch_views
+    )
     results: list[dict[str, Any]] = []
     failures = 0
     for video in videos:
@@ -259,14 +284,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
             continue
         results.append(pred.to_dict())
         if not args.json:
-            _out(f"{video}  ({predictor.entry.name}, {pred.num_views} view{'s' if pred.num_views > 1 else ''}, "
-                 f"{pred.seconds:.1f} s)")
+            _out(
+                f"{video}  ({predictor.entry.name}, {pred.num_views} view{'s' if pred.num_views > 1 else ''}, "
+                f"{pred.seconds:.1f} s)"
+            )
             for rank, c in enumerate(pred.topk, 1):
                 label = c.label if c.label is not None else f"<unnamed output {c.index}>"
                 _out(f"  {rank:>2}. {c.prob:7.4f}  {label}  [{c.index}]")
             if pred.unlabelled_prob:
-                _out(f"      ({pred.unlabelled_prob:.4f} on the {predictor.entry.num_classes - len(predictor.labels)}"
-                     " unnamed head outputs)")
+                _out(
+                    f"      ({pred.unlabelled_prob:.4f} on the {predictor.entry.num_classes - len(predictor.labels)}"
+                    " unnamed head outputs)"
+                )
     if args.json:
         _json(results)
     return EXIT_USER_ERROR if failures else EXIT_OK
@@ -289,23 +318,36 @@ def cmd_extract(args: argparse.Namespace) -> int:
             _out(f"{'wrote' if status == 'written' else 'exists':<8} {detail}")
 
     summary = extract(
-        args.name, videos, args.out, checkpoint=args.checkpoint, layer=args.layer, clip_stride=args.clip_stride,
-        clips=args.clips, fmt=args.format, device=args.device, batch_views=args.batch_views,
-        overwrite=args.overwrite, on_progress=on_progress,
+        args.name,
+        videos,
+        args.out,
+        checkpoint=args.checkpoint,
+        layer=args.layer,
+        clip_stride=args.clip_stride,
+        clips=args.clips,
+        fmt=args.format,
+        device=args.device,
+        batch_views=args.batch_views,
+        overwrite=args.overwrite,
+        on_progress=on_progress,
     )
     shard = f" (rank {summary.rank} of {summary.world_size})" if summary.world_size > 1 else ""
     if args.json:
-        _json({
-            "written": [str(p) for p in summary.written],
-            "skipped": [str(p) for p in summary.skipped],
-            "failed": [{"video": v, "error": e} for v, e in summary.failed],
-            "rank": summary.rank,
-            "world_size": summary.world_size,
-            "seconds": round(summary.seconds, 3),
-        })
+        _json(
+            {
+                "written": [str(p) for p in summary.written],
+                "skipped": [str(p) for p in summary.skipped],
+                "failed": [{"video": v, "error": e} for v, e in summary.failed],
+                "rank": summary.rank,
+                "world_size": summary.world_size,
+                "seconds": round(summary.seconds, 3),
+            }
+        )
     else:
-        _out(f"{len(summary.written)} written, {len(summary.skipped)} already there, {len(summary.failed)} failed"
-             f"{shard}; features in {args.out}")
+        _out(
+            f"{len(summary.written)} written, {len(summary.skipped)} already there, {len(summary.failed)} failed"
+            f"{shard}; features in {args.out}"
+        )
     return EXIT_USER_ERROR if summary.failed else EXIT_OK
 
 
@@ -315,26 +357,42 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     _check_clips(args)
     say: Callable[[str], None] | None = None if args.json else (lambda m: _err(f"  {m}"))
     result = benchmark(
-        args.name, device=args.device, iters=args.iters, warmup=args.warmup, clips=args.clips,
-        crop_size=args.crop_size, video=args.video, e2e_iters=args.e2e_iters, fuse_bn=args.fuse_bn, progress=say,
+        args.name,
+        device=args.device,
+        iters=args.iters,
+        warmup=args.warmup,
+        clips=args.clips,
+        crop_size=args.crop_size,
+        video=args.video,
+        e2e_iters=args.e2e_iters,
+        fuse_bn=args.fuse_bn,
+        progress=say,
     )
     if args.json:
         _json(result)
         return EXIT_OK
     _out(f"model           {result['model']} ({result['weights']})")
-    _out(f"device          {result['device']}: {result['device_name']} (torch {result['torch']}, "
-         f"{result['threads']} CPU threads)")
-    _out(f"settings        batch 1 video = {result['views_per_video']} views of {tuple(result['input_per_view'])}, "
-         f"{result['iters']} iterations, first {result['warmup']} not timed, fuse BN {result['fuse_bn']}"
-         + ("" if result["upstream_setting"] else "  [NOT upstream's test views: --clips/--crop-size given]"))
-    _out(f"model only      {result['model_videos_per_second']:.3f} videos/s "
-         f"({result['model_seconds_per_video']:.3f} s per video; forward + prob averaging, no decoding)")
+    _out(
+        f"device          {result['device']}: {result['device_name']} (torch {result['torch']}, "
+        f"{result['threads']} CPU threads)"
+    )
+    _out(
+        f"settings        batch 1 video = {result['views_per_video']} views of {tuple(result['input_per_view'])}, "
+        f"{result['iters']} iterations, first {result['warmup']} not timed, fuse BN {result['fuse_bn']}"
+        + ("" if result["upstream_setting"] else "  [NOT upstream's test views: --clips/--crop-size given]")
+    )
+    _out(
+        f"model only      {result['model_videos_per_second']:.3f} videos/s "
+        f"({result['model_seconds_per_video']:.3f} s per video; forward + prob averaging, no decoding)"
+    )
     if result.get("reported_videos_per_second"):
         _out(f"reported        {result['reported_videos_per_second']} videos/s (upstream README, GPU not stated)")
     e2e = result.get("end_to_end")
     if e2e:
-        _out(f"end to end      {e2e['videos_per_second']:.3f} videos/s over {e2e['iters']} runs on {e2e['video']} "
-             f"(decode + pipeline {e2e['data_seconds_per_video']:.3f} s per video)")
+        _out(
+            f"end to end      {e2e['videos_per_second']:.3f} videos/s over {e2e['iters']} runs on {e2e['video']} "
+            f"(decode + pipeline {e2e['data_seconds_per_video']:.3f} s per video)"
+        )
     elif result.get("end_to_end_note"):
         _out(f"end to end      skipped: {result['end_to_end_note']}")
     return EXIT_OK
@@ -352,10 +410,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.checkpoint:
         checkpoint = args.checkpoint[0] if len(args.checkpoint) == 1 else list(args.checkpoint)
     result = verify(
-        args.name, args.data_root, args.ann_file, checkpoint=checkpoint, fmt=args.format, out=args.out,
-        num_workers=args.num_workers, batch_views=args.batch_views, device=args.device, limit=args.limit,
-        strict=args.strict, amp=args.amp, sampling=args.sampling, tolerance=args.tolerance,
-        progress=not args.no_progress, print_fn=None if args.json else _out, compile=args.compile,
+        args.name,
+        args.data_root,
+        args.ann_file,
+        checkpoint=checkpoint,
+        fmt=args.format,
+        out=args.out,
+        num_workers=args.num_workers,
+        batch_views=args.batch_views,
+        device=args.device,
+        limit=args.limit,
+        strict=args.strict,
+        amp=args.amp,
+        sampling=args.sampling,
+        tolerance=args.tolerance,
+        progress=not args.no_progress,
+        print_fn=None if args.json else _out,
+        compile=args.compile,
     )
     if args.json and result.report is not None:
         _json(result.report)
@@ -378,16 +449,18 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     report = {
         "inputs": [str(p) for p in args.scores],
         "weights": weights or [1.0] * len(args.scores),
-        "videos": int(len(table.ids)),
-        "failed": int(len(table.failed_ids)),
+        "videos": len(table.ids),
+        "failed": len(table.failed_ids),
         "metrics": metrics,
         "out": args.out,
     }
     if args.json:
         _json(report)
         return EXIT_OK
-    _out(f"fused {len(args.scores)} score files ({', '.join(str(w) for w in report['weights'])}) over "
-         f"{report['videos']} videos ({report['failed']} failed in some input)")
+    _out(
+        f"fused {len(args.scores)} score files ({', '.join(str(w) for w in report['weights'])}) over "
+        f"{report['videos']} videos ({report['failed']} failed in some input)"
+    )
     if metrics:
         _out("  ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
     if args.out:
@@ -407,8 +480,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not results:
         raise CLIError(f"no .pth or .safetensors files found in {', '.join(args.paths)}")
     if args.json:
-        _json([{"path": str(r.path), "status": r.status, "names": list(r.names), "sha256": r.sha256,
-                "message": r.message} for r in results])
+        _json(
+            [
+                {
+                    "path": str(r.path),
+                    "status": r.status,
+                    "names": list(r.names),
+                    "sha256": r.sha256,
+                    "message": r.message,
+                }
+                for r in results
+            ]
+        )
     else:
         for r in results:
             _out(str(r))
@@ -422,11 +505,20 @@ def cmd_download(args: argparse.Namespace) -> int:
         raise CLIError("name at least one model (see `slowonly-zoo list`) or pass --all")
     if args.names and args.all:
         raise CLIError("pass model names or --all, not both")
-    reports = download(None if args.all else args.names, verify=args.verify,
-                       progress=False if args.json else None)
+    reports = download(None if args.all else args.names, verify=args.verify, progress=False if args.json else None)
     if args.json:
-        _json([{"name": r.name, "status": r.status, "path": None if r.path is None else str(r.path),
-                "source": r.source, "message": r.message} for r in reports])
+        _json(
+            [
+                {
+                    "name": r.name,
+                    "status": r.status,
+                    "path": None if r.path is None else str(r.path),
+                    "source": r.source,
+                    "message": r.message,
+                }
+                for r in reports
+            ]
+        )
     else:
         for r in reports:
             (_out if r.ok else _err)(str(r))
@@ -438,11 +530,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = export(args.name, args.out, args.weights)
     if args.json:
-        _json({"out_dir": str(result.out_dir), "weights": str(result.weights), "config": str(result.config),
-               "readme": str(result.readme), "source_sha256": result.source_sha256})
+        _json(
+            {
+                "out_dir": str(result.out_dir),
+                "weights": str(result.weights),
+                "config": str(result.config),
+                "readme": str(result.readme),
+                "source_sha256": result.source_sha256,
+            }
+        )
     else:
-        _out(f"exported {args.name} to {result.out_dir}: {result.weights.name}, {result.config.name}, "
-             f"{result.readme.name} (source sha256 {result.source_sha256[:12]}…)")
+        _out(
+            f"exported {args.name} to {result.out_dir}: {result.weights.name}, {result.config.name}, "
+            f"{result.readme.name} (source sha256 {result.source_sha256[:12]}…)"
+        )
     return EXIT_OK
 
 
@@ -453,20 +554,31 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _add_common(p: argparse.ArgumentParser, *, json_help: str = "machine-readable output") -> None:
     p.add_argument("--json", action="store_true", help=json_help)
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="show the full traceback on errors")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
 
 
 def _add_model_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="model name or alias (see `slowonly-zoo list`)")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="local upstream .pth, .safetensors or export folder instead of the released weights")
-    p.add_argument("--clips", type=int, metavar="N",
-                   help="N clips with one centre crop (1 = fast single-view mode); default: the model's full test "
-                        "protocol (e.g. 10 clips x 3 crops)")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="local upstream .pth, .safetensors or export folder instead of the released weights",
+    )
+    p.add_argument(
+        "--clips",
+        type=int,
+        metavar="N",
+        help="N clips with one centre crop (1 = fast single-view mode); default: the model's full test "
+        "protocol (e.g. 10 clips x 3 crops)",
+    )
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the GPU if there is one)")
-    p.add_argument("--batch-views", type=int, default=30, metavar="N",
-                   help="most views per forward pass on a GPU (default 30); on CPU one view per pass is faster")
+    p.add_argument(
+        "--batch-views",
+        type=int,
+        default=30,
+        metavar="N",
+        help="most views per forward pass on a GPU (default 30); on CPU one view per pass is faster",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -476,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slowonly-zoo",
         description="mmaction2's SlowOnly video models in plain PyTorch: list them, classify videos, extract "
-                    "features, fetch and verify weights, reproduce the reported accuracy.",
+        "features, fetch and verify weights, reproduce the reported accuracy.",
         epilog="Exit codes: 0 ok, 1 user error, 2 verification failed. `slowonly-zoo COMMAND --help` for details.",
     )
     parser.add_argument("--version", action="version", version=f"slowonly-zoo {__version__}")
@@ -498,22 +610,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="classify video files or frame folders")
     _add_model_input(p)
-    p.add_argument("videos", nargs="+", metavar="VIDEO",
-                   help="video files (any format PyAV reads), frame folders, folders of videos or .txt lists")
+    p.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO",
+        help="video files (any format PyAV reads), frame folders, folders of videos or .txt lists",
+    )
     p.add_argument("--topk", type=int, default=5, help="classes to show per video (default 5)")
     _add_common(p, json_help='print a JSON list of {"video", "topk": [{"index", "label", "prob"}]}')
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("extract", help="save features per video (.safetensors or .npy); resumable, torchrun-aware")
     _add_model_input(p)
-    p.add_argument("videos", nargs="+", metavar="VIDEO_OR_LIST",
-                   help="video files, frame folders, folders of videos, or .txt lists (one path per line)")
+    p.add_argument(
+        "videos",
+        nargs="+",
+        metavar="VIDEO_OR_LIST",
+        help="video files, frame folders, folders of videos, or .txt lists (one path per line)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (mirrors the inputs' layout)")
-    p.add_argument("--layer", choices=("pool", "layer4"), default="pool",
-                   help="pool: the 2048-d clip embedding (default); layer4: the last feature maps per view")
-    p.add_argument("--clip-stride", type=int, metavar="S",
-                   help="one feature per sliding-window clip starting every S frames (centre crop); default: one "
-                        "feature per video averaged over the test views")
+    p.add_argument(
+        "--layer",
+        choices=("pool", "layer4"),
+        default="pool",
+        help="pool: the 2048-d clip embedding (default); layer4: the last feature maps per view",
+    )
+    p.add_argument(
+        "--clip-stride",
+        type=int,
+        metavar="S",
+        help="one feature per sliding-window clip starting every S frames (centre crop); default: one "
+        "feature per video averaged over the test views",
+    )
     p.add_argument("--format", choices=("safetensors", "npy"), default="safetensors", help="output file format")
     p.add_argument("--root", metavar="DIR", help="folder that relative paths in list files are relative to")
     p.add_argument("--overwrite", action="store_true", help="recompute outputs that exist (default: skip them)")
@@ -537,21 +665,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="model name or alias (the GYM99 fusion entry runs both members)")
     p.add_argument("--data-root", required=True, metavar="DIR", help="folder the annotation paths are relative to")
     p.add_argument("--ann-file", required=True, metavar="FILE", help="the test list (upstream annotation format)")
-    p.add_argument("--checkpoint", nargs="+", metavar="PATH",
-                   help="local weights instead of the verified download (one per member for a fusion entry)")
+    p.add_argument(
+        "--checkpoint",
+        nargs="+",
+        metavar="PATH",
+        help="local weights instead of the verified download (one per member for a fusion entry)",
+    )
     p.add_argument("--format", choices=("auto", "video", "rawframes"), default="auto", help="input format")
     p.add_argument("--out", metavar="DIR", help="results folder (default ./verify-NAME); rerunning resumes")
     p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes")
-    p.add_argument("--batch-views", type=int, default=60, metavar="N",
-                   help="views per batch (default 60): one forward pass on a GPU, one view per pass on CPU")
+    p.add_argument(
+        "--batch-views",
+        type=int,
+        default=60,
+        metavar="N",
+        help="views per batch (default 60): one forward pass on a GPU, one view per pass on CPU",
+    )
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N videos (the verdict is then not judged)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
     p.add_argument("--amp", action="store_true", help="autocast (not the upstream setting)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model (about a minute up front, then faster; for long runs)")
-    p.add_argument("--sampling", choices=("mmaction0x", "pyslowfast"),
-                   help="test clip offsets (default mmaction0x, which produced the reported numbers)")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (about a minute up front, then faster; for long runs)",
+    )
+    p.add_argument(
+        "--sampling",
+        choices=("mmaction0x", "pyslowfast"),
+        help="test clip offsets (default mmaction0x, which produced the reported numbers)",
+    )
     p.add_argument("--tolerance", type=float, metavar="POINTS", help="largest accepted |measured - reported|")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_common(p, json_help="print results.json instead of the summary table")
@@ -644,14 +787,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except SystemExit:
         raise
-    except Exception as exc:  # noqa: BLE001 - every error becomes one readable sentence
+    except Exception as exc:
         if args.debug:
             raise
         if isinstance(exc, _user_error_types()):
             _err(f"slowonly-zoo {args.command}: error: {_message(exc)}")
         else:
-            _err(f"slowonly-zoo {args.command}: error: {type(exc).__name__}: {_message(exc)} "
-                 "(unexpected; rerun with --debug for the traceback and please report it)")
+            _err(
+                f"slowonly-zoo {args.command}: error: {type(exc).__name__}: {_message(exc)} "
+                "(unexpected; rerun with --debug for the traceback and please report it)"
+            )
         return EXIT_USER_ERROR
 
 

@@ -91,12 +91,17 @@ def create_model(
             stem.conv = torch.nn.Conv3d(in_chans, 64, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False)
             stem.conv.weight.copy_(new_weight)
             model.backbone.in_channels = in_chans
-        logger.info("%s: stem adapted from %d to %d input channels", entry.name, entry.architecture.in_channels,
-                    in_chans)
+        logger.info(
+            "%s: stem adapted from %d to %d input channels", entry.name, entry.architecture.in_channels, in_chans
+        )
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
-        logger.info("%s: classifier replaced (%d -> %d classes, freshly initialised)", entry.name,
-                    entry.num_classes, num_classes)
+        logger.info(
+            "%s: classifier replaced (%d -> %d classes, freshly initialised)",
+            entry.name,
+            entry.num_classes,
+            num_classes,
+        )
     model.pretrained_cfg = pretrained_cfg(entry, source)
     model.eval()
     if device is not None:

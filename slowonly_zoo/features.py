@@ -67,8 +67,9 @@ def _output_names(sources: Sequence[Path], suffix: str) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 
 
-def sliding_window_indices(total_frames: int, clip_len: int, frame_interval: int, stride: int,
-                           start_index: int = 0) -> np.ndarray:
+def sliding_window_indices(
+    total_frames: int, clip_len: int, frame_interval: int, stride: int, start_index: int = 0
+) -> np.ndarray:
     """Frame indices ``(num_windows, clip_len)`` of clips starting every ``stride`` frames.
 
     A clip spans ``(clip_len - 1) * frame_interval + 1`` frames; windows start at 0, stride, 2 * stride, ... as long
@@ -113,8 +114,9 @@ class ExtractSummary:
     seconds: float = 0.0
 
 
-def _save_features(path: Path, features: torch.Tensor, extra: dict[str, torch.Tensor], meta: dict[str, str],
-                   fmt: str) -> None:
+def _save_features(
+    path: Path, features: torch.Tensor, extra: dict[str, torch.Tensor], meta: dict[str, str], fmt: str
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -181,8 +183,10 @@ def extract(
     names = _output_names(items, "." + fmt)
     out_root = Path(out_dir)
     pairs = distributed_shard(list(zip(items, names)), rank, world_size)
-    summary = ExtractSummary(rank=int(os.environ.get("RANK", 0)) if rank is None else rank,
-                             world_size=int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size)
+    summary = ExtractSummary(
+        rank=int(os.environ.get("RANK", 0)) if rank is None else rank,
+        world_size=int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size,
+    )
     todo = []
     for source, name in pairs:
         target = out_root / name

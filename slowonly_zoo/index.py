@@ -26,7 +26,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -381,15 +381,11 @@ def _entry_to_index(e: ModelEntry) -> dict[str, Any]:
         out["Architecture"] = {k: getattr(e.architecture, f) for k, f in _ARCH_KEYS}
     if e.protocol is not None:
         out["Test Protocol"] = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, f in _PROTOCOL_KEYS
-            for v in [getattr(e.protocol, f)]
+            k: (list(v) if isinstance(v, tuple) else v) for k, f in _PROTOCOL_KEYS for v in [getattr(e.protocol, f)]
         }
     if e.checkpoint is not None:
         out["Checkpoint"] = {
-            k: (list(v) if isinstance(v, tuple) else v)
-            for k, f in _CHECKPOINT_KEYS
-            for v in [getattr(e.checkpoint, f)]
+            k: (list(v) if isinstance(v, tuple) else v) for k, f in _CHECKPOINT_KEYS for v in [getattr(e.checkpoint, f)]
         }
     if e.members:
         out["Members"] = list(e.members)
@@ -609,8 +605,16 @@ def _entry_from_plain(data: Mapping[str, Any], origin: str) -> ModelEntry:
         for key in ("aliases", "members", "member_weights"):
             kw[key] = tuple(kw.get(key, ()))
         kw.setdefault("collection", "SlowOnly")
-        for key in ("config", "label_file", "pretrain", "train_resolution", "checkpoint", "params", "protocol",
-                    "architecture"):
+        for key in (
+            "config",
+            "label_file",
+            "pretrain",
+            "train_resolution",
+            "checkpoint",
+            "params",
+            "protocol",
+            "architecture",
+        ):
             kw.setdefault(key, None)
         if kw["members"] and not kw["member_weights"]:
             kw["member_weights"] = (1.0,) * len(kw["members"])
@@ -636,9 +640,8 @@ def _validate(e: ModelEntry, where: str) -> None:
             raise ModelIndexError(f"{where}: an ensemble entry (with 'Members') cannot have a checkpoint")
         if len(e.member_weights) != len(e.members):
             raise ModelIndexError(f"{where}: one member weight per member is needed")
-    else:
-        if e.architecture is None or e.protocol is None:
-            raise ModelIndexError(f"{where}: 'Architecture' and 'Test Protocol' are required (no 'Members')")
+    elif e.architecture is None or e.protocol is None:
+        raise ModelIndexError(f"{where}: 'Architecture' and 'Test Protocol' are required (no 'Members')")
     a = e.architecture
     if a is not None:
         if a.depth not in (50, 101):
@@ -694,7 +697,7 @@ def _absolutise_labels(e: ModelEntry, base: Path) -> ModelEntry:
 
 def _parse_index_text(text: str, origin: str) -> list[ModelEntry]:
     try:
-        doc = yaml.load(text, Loader=_YamlLoader)  # noqa: S506 (a safe loader)
+        doc = yaml.load(text, Loader=_YamlLoader)
     except yaml.YAMLError as exc:
         raise ModelIndexError(f"{origin}: not valid YAML: {exc}") from exc
     if not isinstance(doc, Mapping) or not isinstance(doc.get("Models"), list):

@@ -53,7 +53,19 @@ __all__ = [
 
 #: File extensions treated as videos when a folder of videos or a list is expanded.
 VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ogv", ".ts",
+    ".mp4",
+    ".avi",
+    ".mkv",
+    ".webm",
+    ".mov",
+    ".m4v",
+    ".mpg",
+    ".mpeg",
+    ".flv",
+    ".wmv",
+    ".3gp",
+    ".ogv",
+    ".ts",
 )
 _FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -248,8 +260,13 @@ def input_pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> A
     return TestPipeline(_with_folder_template(protocol, entry, source))
 
 
-def forward_views(model: nn.Module, views: torch.Tensor, device: torch.device, batch_views: int,
-                  fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def forward_views(
+    model: nn.Module,
+    views: torch.Tensor,
+    device: torch.device,
+    batch_views: int,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
     """``fn`` (the model's forward, or part of it) over ``views`` on ``device``, in inference mode, at most
     ``batch_views`` at a time (one at a time on CPU, which is faster there: see
     :func:`~slowonly_zoo.models.fuse.views_per_forward`); the float32 outputs concatenated along the first
@@ -306,9 +323,7 @@ class Predictor:
         probs, num_views = self.probabilities(source)
         named = len(self.labels) if self.labels else len(probs)
         ranked = np.argsort(-probs[:named], kind="stable")[: max(1, int(topk))]
-        top = [
-            ClassScore(int(i), self.labels[i] if i < len(self.labels) else None, float(probs[i])) for i in ranked
-        ]
+        top = [ClassScore(int(i), self.labels[i] if i < len(self.labels) else None, float(probs[i])) for i in ranked]
         unlabelled = float(probs[named:].sum()) if self.labels else 0.0
         return Prediction(str(source), top, probs, num_views, unlabelled, time.perf_counter() - t0)
 

@@ -8,7 +8,8 @@ to video models: use :mod:`slowonly_zoo.data` for the test-time pipeline.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from timm.models import register_model
 
@@ -33,8 +34,10 @@ def _timm_cfg(entry: ModelEntry) -> dict[str, Any]:
         "first_conv": "backbone.stem.conv",
         "classifier": "head.fc",
         "license": "apache-2.0",
-        "notes": (f"video model: input (N, C, T={entry.architecture.clip_len}, H, W); test protocol in "
-                  "slowonly_zoo.get_model_info(name).protocol",),
+        "notes": (
+            f"video model: input (N, C, T={entry.architecture.clip_len}, H, W); test protocol in "
+            "slowonly_zoo.get_model_info(name).protocol",
+        ),
     }
     if mean is not None:
         cfg.update(mean=mean, std=std)
@@ -42,8 +45,13 @@ def _timm_cfg(entry: ModelEntry) -> dict[str, Any]:
 
 
 def _entrypoint(name: str) -> Callable[..., Any]:
-    def entrypoint(pretrained: bool = False, pretrained_cfg: Any = None, pretrained_cfg_overlay: Any = None,
-                   cache_dir: Any = None, **kwargs: Any):
+    def entrypoint(
+        pretrained: bool = False,
+        pretrained_cfg: Any = None,
+        pretrained_cfg_overlay: Any = None,
+        cache_dir: Any = None,
+        **kwargs: Any,
+    ):
         overlay = pretrained_cfg_overlay or {}
         if overlay.get("file"):
             kwargs.setdefault("checkpoint_path", overlay["file"])

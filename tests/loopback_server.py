@@ -22,9 +22,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable
 
 __all__ = ["Fault", "LoopbackServer", "RequestLog", "Route"]
 
@@ -60,7 +60,7 @@ class RequestLog:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:  # silence stderr logging
@@ -68,8 +68,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _record(self, status: int, sent: int) -> None:
         with self.server.lock:
-            self.server.log.append(RequestLog(self.command, self.path.split("?", 1)[0],
-                                              self.headers.get("Range"), status, sent))
+            self.server.log.append(
+                RequestLog(self.command, self.path.split("?", 1)[0], self.headers.get("Range"), status, sent)
+            )
 
     def _serve(self, head_only: bool) -> None:
         path = self.path.split("?", 1)[0]
@@ -88,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         data = route.data
         if route.corrupt and data:
             middle = len(data) // 2
-            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+            data = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
         start, status = 0, 200
         requested = self.headers.get("Range")
         if requested and route.ranges and requested.startswith("bytes=") and requested.endswith("-"):
@@ -121,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
             while sent < min(limit, len(body)):
                 if route.delay:
                     time.sleep(route.delay)
-                piece = body[sent:min(sent + CHUNK, limit)]
+                piece = body[sent : min(sent + CHUNK, limit)]
                 self.wfile.write(piece)
                 sent += len(piece)
             self.wfile.flush()
@@ -144,10 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self._record(status, len(body) if self.command != "HEAD" else 0)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._serve(head_only=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self._serve(head_only=True)
 
 
@@ -168,10 +169,11 @@ class LoopbackServer:
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="loopback-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="loopback-http", daemon=True
+        )
 
-    def __enter__(self) -> "LoopbackServer":
+    def __enter__(self) -> LoopbackServer:
         self._thread.start()
         return self
 
@@ -187,8 +189,17 @@ class LoopbackServer:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def add(self, path: str, data: bytes, *, faults: Iterable[Fault] = (), ranges: bool = True,
-            corrupt: bool = False, delay: float = 0.0, headers: dict[str, str] | None = None) -> str:
+    def add(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        faults: Iterable[Fault] = (),
+        ranges: bool = True,
+        corrupt: bool = False,
+        delay: float = 0.0,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         """Serve ``data`` at ``path`` (replacing any previous route); returns its URL."""
         with self._server.lock:
             self._server.routes[path] = Route(data, list(faults), ranges, corrupt, delay, dict(headers or {}))
@@ -211,8 +222,11 @@ class LoopbackServer:
         """Finished requests (after waiting briefly for those still being answered), oldest first."""
         self._settle()
         with self._server.lock:
-            return [r for r in self._server.log
-                    if (path is None or r.path == path) and (method is None or r.method == method)]
+            return [
+                r
+                for r in self._server.log
+                if (path is None or r.path == path) and (method is None or r.method == method)
+            ]
 
     def arrived(self, path: str, method: str = "GET") -> int:
         """How many ``method`` requests for ``path`` have arrived (including ones still being answered)."""

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from reference import import_mmaction
 
-__all__ = ["mmaction_views", "sample_0x_offsets", "decord_frame_count"]
+__all__ = ["decord_frame_count", "mmaction_views", "sample_0x_offsets"]
 
 
 def sample_0x_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int) -> np.ndarray:
@@ -47,11 +47,14 @@ def _sample_frames(protocol: Any, sampling: str = "0x"):
 
     if sampling == "1x":  # mmaction2 1.x's own test offsets, unmodified
         return SampleFrames(
-            clip_len=protocol.clip_len, frame_interval=protocol.frame_interval, num_clips=protocol.num_clips, test_mode=True
+            clip_len=protocol.clip_len,
+            frame_interval=protocol.frame_interval,
+            num_clips=protocol.num_clips,
+            test_mode=True,
         )
 
     class SampleFrames0x(SampleFrames):
-        def _get_test_clips(self, num_frames, ori_clip_len):  # noqa: ARG002 - 0.x ignores 1.x's clip length
+        def _get_test_clips(self, num_frames, ori_clip_len):
             return sample_0x_offsets(num_frames, self.clip_len, self.frame_interval, self.num_clips)
 
     return SampleFrames0x(
@@ -197,7 +200,9 @@ def write_clip(
     return path
 
 
-def write_rgb_folder(folder: str | os.PathLike[str], frames: np.ndarray, tmpl: str = "img_{:05}.jpg", start: int = 1) -> Path:
+def write_rgb_folder(
+    folder: str | os.PathLike[str], frames: np.ndarray, tmpl: str = "img_{:05}.jpg", start: int = 1
+) -> Path:
     """Write RGB frames ``(n, H, W, 3)`` as JPEGs with OpenCV (as upstream's extraction tools do)."""
     import cv2
 
@@ -209,7 +214,9 @@ def write_rgb_folder(folder: str | os.PathLike[str], frames: np.ndarray, tmpl: s
     return folder
 
 
-def write_flow_folder(folder: str | os.PathLike[str], n: int, height: int, width: int, tmpl: str = "{}_{:05d}.jpg", start: int = 1) -> Path:
+def write_flow_folder(
+    folder: str | os.PathLike[str], n: int, height: int, width: int, tmpl: str = "{}_{:05d}.jpg", start: int = 1
+) -> Path:
     """Write ``n`` synthetic grayscale flow pairs ``x_00001.jpg``/``y_00001.jpg`` ... with OpenCV."""
     import cv2
 

@@ -37,7 +37,7 @@ def import_mmaction():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import mmaction
-        import mmaction.models  # noqa: F401  (registers the models)
+        import mmaction.models
         from mmaction.utils import register_all_modules
 
         register_all_modules(init_default_scope=True)

@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import cli
 from slowonly_zoo.index import Checkpoint, get_model_info, list_models
 from slowonly_zoo.inference import Predictor
-from upstream_checkpoints import write_upstream_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO_MODEL = "slowonly_r50_4x16x1_k400_video"
@@ -37,8 +37,14 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300)
     full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
     full_env.setdefault("OMP_NUM_THREADS", "2")
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "slowonly_zoo", *args], cwd=REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "slowonly_zoo", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_readable_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> None:
@@ -76,9 +82,12 @@ def user_index(tmp_path, ckpts, monkeypatch) -> tuple[str, Path]:
     src = ckpts[VIDEO_MODEL]
     name = "user_slowonly_r50_video_test"
     entry = dataclasses.replace(
-        get_model_info(VIDEO_MODEL), name=name, aliases=(),
-        checkpoint=Checkpoint(url=f"{UPSTREAM}/user/{src.name}", filename=src.name,
-                              sha256_prefix=src.stem.rsplit("-", 1)[1]),
+        get_model_info(VIDEO_MODEL),
+        name=name,
+        aliases=(),
+        checkpoint=Checkpoint(
+            url=f"{UPSTREAM}/user/{src.name}", filename=src.name, sha256_prefix=src.stem.rsplit("-", 1)[1]
+        ),
     )
     index_file = tmp_path / "extra_index.yml"
     index_file.write_text(yaml.safe_dump({"Models": [entry.to_index_dict()]}, sort_keys=False), encoding="utf-8")
@@ -142,8 +151,18 @@ def test_predict_json_matches_python_api_and_reports_bad_videos(tmp_path, ckpts,
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)  # an MP4 header, then garbage
     videos = [shared_videos / "archery.avi", broken, shared_videos / "arm_wrestling.mp4"]
-    proc = run_cli("predict", VIDEO_MODEL, *map(str, videos), "--checkpoint", str(ckpts[VIDEO_MODEL]),
-                   "--clips", "1", "--topk", "5", "--json")
+    proc = run_cli(
+        "predict",
+        VIDEO_MODEL,
+        *map(str, videos),
+        "--checkpoint",
+        str(ckpts[VIDEO_MODEL]),
+        "--clips",
+        "1",
+        "--topk",
+        "5",
+        "--json",
+    )
     assert proc.returncode == 1, proc.stderr  # one input failed, the others were classified
     out = json.loads(proc.stdout)
     assert [o["video"] for o in out] == list(map(str, videos))
@@ -162,8 +181,9 @@ def test_predict_json_matches_python_api_and_reports_bad_videos(tmp_path, ckpts,
     assert abs(pred.probs.sum() - 1.0) < 1e-5
 
     # human-readable output of the same command (one good video)
-    proc = run_cli("predict", VIDEO_MODEL, str(videos[0]), "--checkpoint", str(ckpts[VIDEO_MODEL]), "--clips", "1",
-                   "--topk", "3")
+    proc = run_cli(
+        "predict", VIDEO_MODEL, str(videos[0]), "--checkpoint", str(ckpts[VIDEO_MODEL]), "--clips", "1", "--topk", "3"
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith(str(videos[0])) and "1 view" in lines[0]
@@ -172,8 +192,9 @@ def test_predict_json_matches_python_api_and_reports_bad_videos(tmp_path, ckpts,
 
 
 def test_predict_refuses_rgb_video_for_flow_model(shared_videos):
-    proc = run_cli("predict", "slowonly_r50_8x8x1_k400_flow", str(shared_videos / "archery.avi"),
-                   env={"SLOWONLY_ZOO_OFFLINE": "1"})
+    proc = run_cli(
+        "predict", "slowonly_r50_8x8x1_k400_flow", str(shared_videos / "archery.avi"), env={"SLOWONLY_ZOO_OFFLINE": "1"}
+    )
     assert_readable_error(proc, 1, "optical-flow model", "x_00001.jpg", "archery.avi")
 
 
@@ -201,7 +222,8 @@ def test_predict_through_mirror_then_list_shows_cached(user_index, ckpts, shared
     check_topk(item, get_model_info(VIDEO_MODEL).labels, 5)
     # the weights fetched from the mirror are the test checkpoint: same top-5 as loading it by path
     direct = Predictor(VIDEO_MODEL, checkpoint=ckpts[VIDEO_MODEL], clips=1, device="cpu").predict_one(
-        shared_videos / "cleaning_pool_32f.mp4")
+        shared_videos / "cleaning_pool_32f.mp4"
+    )
     assert [c.index for c in direct.topk] == [c["index"] for c in item["topk"]]
     np.testing.assert_allclose([c.prob for c in direct.topk], [c["prob"] for c in item["topk"]], rtol=1e-5)
 
@@ -219,8 +241,9 @@ def test_extract_resumable_with_layers_and_windows(tmp_path, ckpts, shared_video
     ck = str(ckpts[VIDEO_MODEL])
     videos = [shared_videos / "cleaning_pool_32f.mp4", shared_videos / "archery.avi"]
     out = tmp_path / "feats"
-    proc = run_cli("extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", ck, "--clips", "1", "--out", str(out),
-                   "--json")
+    proc = run_cli(
+        "extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", ck, "--clips", "1", "--out", str(out), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert sorted(report["written"]) == sorted(str(out / f"{v.stem}.safetensors") for v in videos)
@@ -233,8 +256,10 @@ def test_extract_resumable_with_layers_and_windows(tmp_path, ckpts, shared_video
 
     # rerun: nothing recomputed (resumable), files untouched
     mtime = (out / "archery.safetensors").stat().st_mtime_ns
-    assert cli.main(["extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", ck, "--clips", "1", "--out",
-                     str(out)]) == 0
+    assert (
+        cli.main(["extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", ck, "--clips", "1", "--out", str(out)])
+        == 0
+    )
     assert "0 written, 2 already there, 0 failed" in capsys.readouterr().out
     assert (out / "archery.safetensors").stat().st_mtime_ns == mtime
 
@@ -247,8 +272,19 @@ def test_extract_resumable_with_layers_and_windows(tmp_path, ckpts, shared_video
     # sliding windows, npy; a list file as input
     listing = tmp_path / "list.txt"
     listing.write_text(f"{videos[1]}\n", encoding="utf-8")
-    proc = run_cli("extract", VIDEO_MODEL, str(listing), "--checkpoint", ck, "--clip-stride", "40", "--format", "npy",
-                   "--out", str(tmp_path / "win"))
+    proc = run_cli(
+        "extract",
+        VIDEO_MODEL,
+        str(listing),
+        "--checkpoint",
+        ck,
+        "--clip-stride",
+        "40",
+        "--format",
+        "npy",
+        "--out",
+        str(tmp_path / "win"),
+    )
     assert proc.returncode == 0, proc.stderr
     windows = np.load(tmp_path / "win" / "archery.npy")
     assert windows.shape == (3, 2048)  # 131 frames, clips span 49: starts 0, 40, 80
@@ -261,8 +297,16 @@ def test_extract_layer4_and_sharding_python_api(tmp_path, ckpts, shared_videos):
     from slowonly_zoo.features import extract
 
     video = shared_videos / "cleaning_pool_32f.mp4"
-    s = extract(VIDEO_MODEL, [video], tmp_path, checkpoint=ckpts[VIDEO_MODEL], layer="layer4", clips=1,
-                device="cpu", clip_stride=None)
+    s = extract(
+        VIDEO_MODEL,
+        [video],
+        tmp_path,
+        checkpoint=ckpts[VIDEO_MODEL],
+        layer="layer4",
+        clips=1,
+        device="cpu",
+        clip_stride=None,
+    )
     (path,) = s.written
     with safe_open(str(path), "pt") as fh:
         assert fh.get_tensor("features").shape == (1, 2048, 4, 8, 8)
@@ -278,9 +322,25 @@ def test_extract_layer4_and_sharding_python_api(tmp_path, ckpts, shared_videos):
 
 
 def test_benchmark_tiny(shared_videos, capsys):
-    proc = run_cli("benchmark", VIDEO_MODEL, "--iters", "3", "--warmup", "1", "--clips", "1", "--crop-size", "32",
-                   "--video", str(shared_videos / "cleaning_pool_32f.mp4"), "--e2e-iters", "1", "--json",
-                   "--device", "cpu")
+    proc = run_cli(
+        "benchmark",
+        VIDEO_MODEL,
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--clips",
+        "1",
+        "--crop-size",
+        "32",
+        "--video",
+        str(shared_videos / "cleaning_pool_32f.mp4"),
+        "--e2e-iters",
+        "1",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     assert r["device"] == "cpu" and r["views_per_video"] == 1 and r["input_per_view"] == [3, 4, 32, 32]
@@ -316,16 +376,33 @@ def test_verify_exit_2_then_fuse(tmp_path):
     ann = tmp_path / "val.txt"
     ann.write_text("clip_a 70 3\n", encoding="utf-8")
     out = tmp_path / "verify"
-    proc = run_cli("verify", GYM_FLOW, "--data-root", str(data), "--ann-file", str(ann), "--checkpoint", str(ck),
-                   "--out", str(out), "--device", "cpu", "--num-workers", "0", "--no-progress", "--json")
+    proc = run_cli(
+        "verify",
+        GYM_FLOW,
+        "--data-root",
+        str(data),
+        "--ann-file",
+        str(ann),
+        "--checkpoint",
+        str(ck),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--num-workers",
+        "0",
+        "--no-progress",
+        "--json",
+    )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     report = json.loads(proc.stdout)
     assert report["verdict"] == "failed" and report["videos"]["evaluated"] == 1
     assert report["reported"]["top1"] == 80.3
     assert (out / "scores.npz").is_file() and (out / "results.json").is_file()
 
-    proc = run_cli("fuse", str(out / "scores.npz"), str(out), "--weights", "1,1", "--out", str(tmp_path / "fused"),
-                   "--json")
+    proc = run_cli(
+        "fuse", str(out / "scores.npz"), str(out), "--weights", "1,1", "--out", str(tmp_path / "fused"), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     fused = json.loads(proc.stdout)
     assert fused["videos"] == 1 and fused["weights"] == [1.0, 1.0]
@@ -373,10 +450,32 @@ def test_extract_under_torchrun_shards_the_list(tmp_path, ckpts, shared_videos):
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0", "-m", "slowonly_zoo",
-         "extract", VIDEO_MODEL, *map(str, videos), "--checkpoint", str(ckpts[VIDEO_MODEL]), "--clips", "1",
-         "--out", str(out), "--device", "cpu", "--json"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=0",
+            "-m",
+            "slowonly_zoo",
+            "extract",
+            VIDEO_MODEL,
+            *map(str, videos),
+            "--checkpoint",
+            str(ckpts[VIDEO_MODEL]),
+            "--clips",
+            "1",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     reports = [json.loads(chunk) for chunk in re.findall(r"^\{.*?^\}", proc.stdout, flags=re.S | re.M)]

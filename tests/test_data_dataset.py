@@ -51,7 +51,11 @@ def test_dataset_videos_with_bad_files(tmp_path, shared_videos):
     (root / "empty.mp4").write_bytes(b"")
     (root / "garbage.mp4").write_bytes(b"\x00\x01" * 3000)
     ann = tmp_path / "val.txt"
-    ann.write_text("ok/clip.mp4 62\nmissing.mp4 1\nempty.mp4 2\ngarbage.mp4 3\nbare_id 250 62\n".replace("bare_id 250 62", "bare_id.mp4 62"))
+    ann.write_text(
+        "ok/clip.mp4 62\nmissing.mp4 1\nempty.mp4 2\ngarbage.mp4 3\nbare_id 250 62\n".replace(
+            "bare_id 250 62", "bare_id.mp4 62"
+        )
+    )
     entry = get_model_info("slowonly_r50_4x16x1_k400_video")
     ds = TestDataset(entry, ann, root)
     assert len(ds) == 5
@@ -101,4 +105,6 @@ def test_dataset_in_dataloader_worker_processes(tmp_path, shared_videos):
     loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=collate, num_workers=1)
     (batch,) = list(loader)
     assert batch[0].error is None and batch[0].views.dtype == torch.uint8
-    assert torch.equal(batch[0].views, TestPipeline(entry.protocol, normalize=False, decode_thread=False)(tmp_path / "a.mp4"))
+    assert torch.equal(
+        batch[0].views, TestPipeline(entry.protocol, normalize=False, decode_thread=False)(tmp_path / "a.mp4")
+    )

@@ -38,11 +38,15 @@ def generated(tmp_path_factory):
         "portrait.mp4": write_clip(d / "portrait.mp4", 144, 256, 30),
         "odd_width.mp4": write_clip(d / "odd_width.mp4", 175, 100, 20, pix_fmt="yuv444p"),
         "short.mp4": write_clip(d / "short.mp4", 64, 48, 5),
-        "bframes_mpeg4.avi": write_clip(d / "bframes_mpeg4.avi", 160, 120, 60, codec="mpeg4", max_b_frames=2, container_format="avi"),
+        "bframes_mpeg4.avi": write_clip(
+            d / "bframes_mpeg4.avi", 160, 120, 60, codec="mpeg4", max_b_frames=2, container_format="avi"
+        ),
     }
 
 
-@pytest.mark.parametrize("name", ["bframes_x264.mp4", "portrait.mp4", "odd_width.mp4", "short.mp4", "bframes_mpeg4.avi"])
+@pytest.mark.parametrize(
+    "name", ["bframes_x264.mp4", "portrait.mp4", "odd_width.mp4", "short.mp4", "bframes_mpeg4.avi"]
+)
 def test_generated_clips_count_and_in_order_frames(generated, name):
     path = generated[name]
     with VideoFile(path) as video:

@@ -50,7 +50,9 @@ def clips(tmp_path_factory):
         "portrait.mp4": write_clip(d / "portrait.mp4", 144, 256, 40),
         "odd_width.mp4": write_clip(d / "odd_width.mp4", 175, 100, 30, pix_fmt="yuv444p"),
         "short.mp4": write_clip(d / "short.mp4", 64, 48, 9),  # fewer frames than one 8x8 clip spans
-        "bframes_mpeg4.avi": write_clip(d / "bframes_mpeg4.avi", 160, 120, 90, codec="mpeg4", max_b_frames=2, container_format="avi"),
+        "bframes_mpeg4.avi": write_clip(
+            d / "bframes_mpeg4.avi", 160, 120, 90, codec="mpeg4", max_b_frames=2, container_format="avi"
+        ),
         "k600_256p.mp4": write_clip(d / "k600_256p.mp4", 288, 256, 40),
     }
 

@@ -30,7 +30,9 @@ def test_odd_size_and_quality_and_gray_as_color(tmp_path):
         gray_ref = cv2.imread(str(tmp_path / f"c{q}.jpg"), cv2.IMREAD_GRAYSCALE)
         assert np.array_equal(decode_image(tmp_path / f"c{q}.jpg", "L"), gray_ref)
     cv2.imwrite(str(tmp_path / "g.jpg"), img[..., 0])
-    assert np.array_equal(decode_image(tmp_path / "g.jpg", "RGB"), cv2.imread(str(tmp_path / "g.jpg"), cv2.IMREAD_COLOR)[..., ::-1])
+    assert np.array_equal(
+        decode_image(tmp_path / "g.jpg", "RGB"), cv2.imread(str(tmp_path / "g.jpg"), cv2.IMREAD_COLOR)[..., ::-1]
+    )
 
 
 def test_flow_frames_x_then_y(tmp_path):

@@ -28,7 +28,13 @@ def _cv2_resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("hw", "expected"),
-    [((256, 340), (256, 340)), ((320, 426), (256, 341)), ((360, 640), (256, 455)), ((100, 176), (256, 451)), ((480, 270), (455, 256))],
+    [
+        ((256, 340), (256, 340)),
+        ((320, 426), (256, 341)),
+        ((360, 640), (256, 455)),
+        ((100, 176), (256, 451)),
+        ((480, 270), (455, 256)),
+    ],
 )
 def test_resize_size_rule_spec_examples(hw, expected):
     assert resize_short_side_size(*hw, 256) == expected
@@ -137,7 +143,9 @@ def test_format_views_is_crop_major():
         assert views[v, 0, :, 0, 0].tolist() == [k * 100 + c * 10 + j for j in range(t)]
 
 
-@pytest.mark.parametrize(("src", "dst"), [((240, 320), (256, 341)), ((360, 640), (256, 455)), ((37, 53), (11, 19)), ((5, 3), (9, 40))])
+@pytest.mark.parametrize(
+    ("src", "dst"), [((240, 320), (256, 341)), ((360, 640), (256, 455)), ((37, 53), (11, 19)), ((5, 3), (9, 40))]
+)
 def test_resize_saturated_and_striped_frames_bit_exact(src, dst):
     """Extremes: all-white, all-black and 0/255 stripes (the largest intermediate values and the sharpest edges)."""
     h, w = src

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_eval_support import NUM_CLASSES, VIEWS, ListDataset, TinyVideoNet, reference_probs
 
 from slowonly_zoo.evaluation import BadInputError, RunMismatchError, evaluate, read_scores
 from slowonly_zoo.evaluation.metrics import compute_metrics
-from test_eval_support import NUM_CLASSES, VIEWS, ListDataset, TinyVideoNet, reference_probs
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -131,8 +131,13 @@ _AFTER_OPENCV_SCRIPT = textwrap.dedent(
 def test_workers_start_after_the_parent_used_opencv_threads(tmp_path: Path) -> None:
     """A worker forked from a process whose OpenCV thread pool ran must not deadlock (it did, via cv2.setNumThreads
     in the worker initialiser, when mmaction2's pipeline had run first in the same process)."""
-    out = subprocess.run([sys.executable, "-c", _AFTER_OPENCV_SCRIPT, str(tmp_path / "run")], env=_subprocess_env(),
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", _AFTER_OPENCV_SCRIPT, str(tmp_path / "run")],
+        env=_subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "evaluated 4"
 

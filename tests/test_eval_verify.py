@@ -25,9 +25,10 @@ from slowonly_zoo.index import get_model_info, register_model_entry
 
 pytest.importorskip("slowonly_zoo.data.dataset", reason="the data layer's TestDataset is not available yet")
 
-from slowonly_zoo.data.pipeline import TestPipeline  # noqa: E402
-from slowonly_zoo.factory import create_model  # noqa: E402
-from upstream_checkpoints import write_upstream_checkpoint  # noqa: E402
+from upstream_checkpoints import write_upstream_checkpoint
+
+from slowonly_zoo.data.pipeline import TestPipeline
+from slowonly_zoo.factory import create_model
 
 GOOD_VIDEOS = {"archery.avi": 5, "arm_wrestling.mp4": 6, "cleaning_pool_32f.mp4": 62, "chaplin.mp4": 0}
 
@@ -107,8 +108,14 @@ def frame_data(tmp_path_factory, shared_videos: Path) -> tuple[Path, Path]:
     """GYM99-style frame folders (img_, x_ and y_ JPEGs side by side; total_frames = files // 3), one with a hole."""
     root = tmp_path_factory.mktemp("frame_data")
     lines = []
-    for k, (name, label, count) in enumerate([("archery.avi", 5, 40), ("cleaning_pool_32f.mp4", 62, 32),
-                                                ("arm_wrestling.mp4", 6, 36), ("chaplin.mp4", 0, 48)]):
+    for k, (name, label, count) in enumerate(
+        [
+            ("archery.avi", 5, 40),
+            ("cleaning_pool_32f.mp4", 62, 32),
+            ("arm_wrestling.mp4", 6, 36),
+            ("chaplin.mp4", 0, 48),
+        ]
+    ):
         folder = root / "rawframes" / f"clip{k}"
         _write_frames(folder, shared_videos / name, count, (96, 72) if k != 2 else (72, 96))
         lines.append(f"rawframes/clip{k} {len(os.listdir(folder)) // 3} {label}")
@@ -129,8 +136,19 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
     ckpt = write_upstream_checkpoint(tmp_path / "ckpt", entry, seed=1)
     printed: list[str] = []
     out = tmp_path / "out"
-    result = verify(entry.name, root, ann, checkpoint=ckpt, out=out, num_workers=1, batch_views=12, fmt="video",
-                    device="cpu", progress=False, print_fn=printed.append)
+    result = verify(
+        entry.name,
+        root,
+        ann,
+        checkpoint=ckpt,
+        out=out,
+        num_workers=1,
+        batch_views=12,
+        fmt="video",
+        device="cpu",
+        progress=False,
+        print_fn=printed.append,
+    )
 
     assert result.num_listed == 7 and result.num_evaluated == 4 and result.num_failed == 3
     failed = dict(result.failed)
@@ -169,17 +187,51 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
     assert "videos/missing.mp4" in text
 
     # uint8 views normalised after the transfer (the CUDA path) give the same probabilities
-    on_device = verify(entry.name, root, ann, checkpoint=ckpt, out=tmp_path / "raw", num_workers=0, batch_views=12,
-                       fmt="video", device="cpu", progress=False, print_fn=None, normalize_on_device=True, limit=3)
+    on_device = verify(
+        entry.name,
+        root,
+        ann,
+        checkpoint=ckpt,
+        out=tmp_path / "raw",
+        num_workers=0,
+        batch_views=12,
+        fmt="video",
+        device="cpu",
+        progress=False,
+        print_fn=None,
+        normalize_on_device=True,
+        limit=3,
+    )
     np.testing.assert_array_equal(on_device.table.scores, saved.scores[:2])
 
     # a rerun resumes everything and gives the same numbers; --strict stops at the first bad file
-    again = verify(entry.name, root, ann, checkpoint=ckpt, out=out, num_workers=0, fmt="video", device="cpu",
-                   progress=False, print_fn=None)
+    again = verify(
+        entry.name,
+        root,
+        ann,
+        checkpoint=ckpt,
+        out=out,
+        num_workers=0,
+        fmt="video",
+        device="cpu",
+        progress=False,
+        print_fn=None,
+    )
     assert again.num_resumed == 7 and again.metrics == result.metrics
     with pytest.raises(BadInputError, match="videos/missing.mp4"):
-        verify(entry.name, root, ann, checkpoint=ckpt, out=tmp_path / "strict", num_workers=0, fmt="video",
-               device="cpu", strict=True, progress=False, print_fn=None)
+        verify(
+            entry.name,
+            root,
+            ann,
+            checkpoint=ckpt,
+            out=tmp_path / "strict",
+            num_workers=0,
+            fmt="video",
+            device="cpu",
+            strict=True,
+            progress=False,
+            print_fn=None,
+        )
 
 
 def test_verify_gym99_fusion_on_rawframes(tmp_path: Path, frame_data: tuple[Path, Path]) -> None:
@@ -188,13 +240,28 @@ def test_verify_gym99_fusion_on_rawframes(tmp_path: Path, frame_data: tuple[Path
     rgb = _shrunk("slowonly_r50_4x16x1_gym99", f"test_gym99_rgb_{tag}")
     flow = _shrunk("slowonly_r50_4x16x1_gym99_flow", f"test_gym99_flow_{tag}", num_clips=1)
     fusion = register_model_entry(
-        dataclasses.replace(get_model_info("slowonly_r50_4x16x1_gym99_fusion"), name=f"test_gym99_fusion_{tag}",
-                            aliases=(), members=(rgb.name, flow.name))
+        dataclasses.replace(
+            get_model_info("slowonly_r50_4x16x1_gym99_fusion"),
+            name=f"test_gym99_fusion_{tag}",
+            aliases=(),
+            members=(rgb.name, flow.name),
+        )
     )
     ckpts = [write_upstream_checkpoint(tmp_path / "ckpt", e, seed=s) for e, s in ((rgb, 2), (flow, 3))]
     out = tmp_path / "out"
-    result = verify(fusion.name, root, ann, checkpoint=ckpts, out=out, num_workers=0, batch_views=12,
-                    fmt="rawframes", device="cpu", progress=False, print_fn=None)
+    result = verify(
+        fusion.name,
+        root,
+        ann,
+        checkpoint=ckpts,
+        out=out,
+        num_workers=0,
+        batch_views=12,
+        fmt="rawframes",
+        device="cpu",
+        progress=False,
+        print_fn=None,
+    )
 
     rgb_scores = read_scores(out / rgb.name)
     flow_scores = read_scores(out / flow.name)
@@ -230,8 +297,18 @@ def test_verify_full_protocol_on_one_real_video(tmp_path: Path, shared_videos: P
     name = "slowonly_r50_4x16x1_k400_video"
     ckpt = write_upstream_checkpoint(tmp_path / "ckpt", name, seed=4)
     printed: list[str] = []
-    result = verify(name, tmp_path, ann, checkpoint=ckpt, out=tmp_path / "out", num_workers=1, batch_views=30,
-                    device="cpu", progress=False, print_fn=printed.append)
+    result = verify(
+        name,
+        tmp_path,
+        ann,
+        checkpoint=ckpt,
+        out=tmp_path / "out",
+        num_workers=1,
+        batch_views=30,
+        device="cpu",
+        progress=False,
+        print_fn=printed.append,
+    )
     assert result.num_evaluated == 1 and result.num_failed == 0
     assert result.settings["videos_per_batch"] == 1  # 30 views per video
     saved = read_scores(tmp_path / "out")

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import create_model
-from upstream_checkpoints import write_upstream_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -29,8 +29,14 @@ def run_example(script: str, *args: str, timeout: float = 300) -> subprocess.Com
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.setdefault("OMP_NUM_THREADS", "2")
-    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc
 
 
@@ -69,8 +75,20 @@ def test_help(script, capsys, monkeypatch):
 
 
 def test_classify_video(ckpt, shared_videos):
-    proc = run_example("classify_video.py", MODEL, str(shared_videos / "archery.avi"), "--checkpoint", str(ckpt),
-                       "--clips", "1", "--topk", "3", "--json", "--device", "cpu")
+    proc = run_example(
+        "classify_video.py",
+        MODEL,
+        str(shared_videos / "archery.avi"),
+        "--checkpoint",
+        str(ckpt),
+        "--clips",
+        "1",
+        "--topk",
+        "3",
+        "--json",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     (item,) = json.loads(proc.stdout)
     assert len(item["topk"]) == 3 and item["num_views"] == 1
@@ -84,8 +102,19 @@ def test_extract_features_folder(ckpt, shared_videos, tmp_path):
     for name in ("cleaning_pool_32f.mp4", "archery.avi"):
         (folder / name).symlink_to(shared_videos / name)
     out = tmp_path / "features"
-    proc = run_example("extract_features.py", MODEL, str(folder), "--out", str(out), "--checkpoint", str(ckpt),
-                       "--clips", "1", "--device", "cpu")
+    proc = run_example(
+        "extract_features.py",
+        MODEL,
+        str(folder),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+        "--clips",
+        "1",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "2 written, 0 already there, 0 failed" in proc.stdout
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("  ")]
@@ -103,9 +132,33 @@ def test_finetune_folder_tiny(ckpt, tmp_path):
         for k in range(2):
             moving_bars(data / label / f"{label}_{k}.mp4", direction, seed=20 + 10 * direction + k)
     out = tmp_path / "finetuned"
-    proc = run_example("finetune_folder.py", MODEL, str(data), "--out", str(out), "--checkpoint", str(ckpt),
-                       "--epochs", "3", "--batch-size", "2", "--lr", "0.01", "--size", "32", "--crop", "32",
-                       "--clip-len", "2", "--frame-interval", "2", "--device", "cpu", "--val-root", str(data))
+    proc = run_example(
+        "finetune_folder.py",
+        MODEL,
+        str(data),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(ckpt),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "2",
+        "--lr",
+        "0.01",
+        "--size",
+        "32",
+        "--crop",
+        "32",
+        "--clip-len",
+        "2",
+        "--frame-interval",
+        "2",
+        "--device",
+        "cpu",
+        "--val-root",
+        str(data),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     epochs = re.findall(r"epoch (\d+): train loss ([\d.]+) acc ([\d.]+), val loss ([\d.]+) acc ([\d.]+)", proc.stdout)
     assert [int(e[0]) for e in epochs] == [1, 2, 3]

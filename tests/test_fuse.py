@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from reference import randomize_
+
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.index import get_model_info
 from slowonly_zoo.models.fuse import FixedBatch, fuse_batchnorm, optimize_for_inference, views_per_forward

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo.data.pipeline import TestPipeline
 from slowonly_zoo.features import extract, sliding_window_indices
@@ -23,7 +24,6 @@ from slowonly_zoo.inference import (
     inference_protocol,
     predict,
 )
-from upstream_checkpoints import write_upstream_checkpoint
 
 VIDEO_MODEL = "slowonly_r50_4x16x1_k400_video"
 GYM_RGB = "slowonly_r50_4x16x1_gym99"
@@ -143,8 +143,13 @@ def test_predict_full_protocol_is_upstream_prob_averaging(shared_videos):
     """Default mode: all 30 test views of the data pipeline, softmax per view, mean over views. (A small stand-in
     network keeps this fast; the R50 forward on test views is covered by the model and verify tests.)"""
     torch.manual_seed(0)
-    tiny = torch.nn.Sequential(torch.nn.Conv3d(3, 8, (1, 16, 16), stride=(1, 16, 16)), torch.nn.ReLU(),
-                               torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten(), torch.nn.Linear(8, 400))
+    tiny = torch.nn.Sequential(
+        torch.nn.Conv3d(3, 8, (1, 16, 16), stride=(1, 16, 16)),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 400),
+    )
     entry = get_model_info(VIDEO_MODEL)
     video = shared_videos / "arm_wrestling.mp4"
     predictor = Predictor(tiny, entry=entry, device="cpu", batch_views=7)  # batches of 7 views: 7+7+7+7+2
@@ -170,8 +175,16 @@ def test_extract_failures_are_recorded_and_outputs_mirror_inputs(tmp_path, video
     bad = tmp_path / "b" / "clip.mp4"  # same stem, other folder: outputs must not collide
     bad.write_bytes(b"not a video at all")
     events = []
-    summary = extract(VIDEO_MODEL, [good, bad], tmp_path / "out", checkpoint=video_ckpt, clips=1, fmt="npy",
-                      device="cpu", on_progress=lambda *e: events.append(e))
+    summary = extract(
+        VIDEO_MODEL,
+        [good, bad],
+        tmp_path / "out",
+        checkpoint=video_ckpt,
+        clips=1,
+        fmt="npy",
+        device="cpu",
+        on_progress=lambda *e: events.append(e),
+    )
     assert summary.written == [tmp_path / "out" / "a" / "clip.npy"]
     assert [v for v, _ in summary.failed] == [str(bad)] and "clip.mp4" in summary.failed[0][1]
     assert [e[1] for e in events] == ["written", "failed"]
@@ -192,8 +205,12 @@ def test_predict_flow_folder(tmp_path):
         for axis in "xy":
             Image.fromarray(rng.integers(0, 256, (60, 80), dtype=np.uint8), "L").save(folder / f"{axis}_{i:05d}.jpg")
     torch.manual_seed(0)
-    tiny = torch.nn.Sequential(torch.nn.Conv3d(2, 4, (1, 32, 32), stride=(1, 32, 32)), torch.nn.AdaptiveAvgPool3d(1),
-                               torch.nn.Flatten(), torch.nn.Linear(4, 400))
+    tiny = torch.nn.Sequential(
+        torch.nn.Conv3d(2, 4, (1, 32, 32), stride=(1, 32, 32)),
+        torch.nn.AdaptiveAvgPool3d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 400),
+    )
     entry = get_model_info("slowonly_r50_4x16x1_gym99_flow")
     pred = Predictor(tiny, entry=entry, device="cpu").predict_one(folder, topk=3)
     assert pred.num_views == 10  # 10 clips x CenterCrop

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import csv
 import logging
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT, SHARED
+from upstream_checkpoints import randomized_upstream_state_dict, save_published, write_upstream_checkpoint
 
 import slowonly_zoo
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.weights.checkpoint import UnsafeCheckpointError, read_state_dict
 from slowonly_zoo.weights.convert import CheckpointMismatchError, upstream_to_zoo, zoo_to_upstream
-from upstream_checkpoints import randomized_upstream_state_dict, save_published, write_upstream_checkpoint
-
-from conftest import REPO_ROOT, SHARED
 
 KEYS_DIR = SHARED / "reference" / "keys"
 
@@ -110,8 +108,7 @@ def test_num_classes_and_in_chans_adaptation_is_explicit_and_logged(tmp_path, ca
     path = write_upstream_checkpoint(tmp_path, "slowonly_r50_4x16x1_k400", seed=5)
     full = slowonly_zoo.create_model("slowonly_r50_4x16x1_k400", checkpoint_path=path)
     with caplog.at_level(logging.INFO, logger="slowonly_zoo"):
-        model = slowonly_zoo.create_model("slowonly_r50_4x16x1_k400", checkpoint_path=path, num_classes=10,
-                                          in_chans=2)
+        model = slowonly_zoo.create_model("slowonly_r50_4x16x1_k400", checkpoint_path=path, num_classes=10, in_chans=2)
     assert "classifier replaced (400 -> 10" in caplog.text
     assert "stem adapted from 3 to 2 input channels" in caplog.text
     assert model.num_classes == 10 and model.in_channels == 2
@@ -166,8 +163,9 @@ def test_torch_hub_local_checkout(tmp_path):
     names = torch.hub.load(str(REPO_ROOT), "list_models", source="local", pattern="*_k400")
     assert "slowonly_r50_8x8x1_k400" in names
     path = write_upstream_checkpoint(tmp_path, "slowonly_r50_8x8x1_k400", seed=2)
-    model = torch.hub.load(str(REPO_ROOT), "slowonly_r50_8x8x1_k400", source="local", pretrained=False,
-                           checkpoint_path=path)
+    model = torch.hub.load(
+        str(REPO_ROOT), "slowonly_r50_8x8x1_k400", source="local", pretrained=False, checkpoint_path=path
+    )
     reference = slowonly_zoo.create_model("slowonly_r50_8x8x1_k400", checkpoint_path=path)
     assert torch.equal(model.head.fc.weight, reference.head.fc.weight)
     untrained = torch.hub.load(str(REPO_ROOT), "slowonly_r50_8x8x1_k400", source="local", pretrained=False)

@@ -11,9 +11,9 @@ import zlib
 
 import pytest
 import torch
-
 from reference import build_mmaction_recognizer, mmaction_logits, randomize_
 from upstream_checkpoints import save_published
+
 import slowonly_zoo
 
 TOLERANCE = 1e-4  # max abs difference, fp32 (the reference is deterministic to ~4e-6 relative)

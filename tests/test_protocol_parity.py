@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from mm_pipeline import mmaction_views
 from reference import build_mmaction_recognizer, randomize_
 from upstream_checkpoints import save_published
+
 from slowonly_zoo.evaluation import verify
 from slowonly_zoo.evaluation.scores import read_scores
 from slowonly_zoo.index import get_model_info
@@ -35,8 +35,17 @@ def test_verify_probabilities_equal_mmaction2_pipeline_and_model(tmp_path, share
     ann = tmp_path / "list.txt"
     ann.write_text("".join(f"videos/{clip} 6\n" for clip in CLIPS))
 
-    verify(name, tmp_path, ann, checkpoint=ckpt, out=tmp_path / "out", num_workers=0, device="cpu",
-           progress=False, print_fn=None)
+    verify(
+        name,
+        tmp_path,
+        ann,
+        checkpoint=ckpt,
+        out=tmp_path / "out",
+        num_workers=0,
+        device="cpu",
+        progress=False,
+        print_fn=None,
+    )
     ours = read_scores(tmp_path / "out")
     assert list(ours.ids) == [f"videos/{clip}" for clip in CLIPS]
 

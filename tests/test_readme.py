@@ -10,8 +10,9 @@ from conftest import REPO_ROOT
 
 
 def test_model_table_is_generated_from_the_index():
-    out = subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "model_table.py")], capture_output=True,
-                         text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "tools" / "model_table.py")], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out in (REPO_ROOT / "README.md").read_text(), "run: python tools/model_table.py --write"
 
 

@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
+from loopback_server import Fault, LoopbackServer
 
 from slowonly_zoo.weights.download import ChecksumMismatchError, DownloadError, HTTPAccessError, download_file
-from loopback_server import Fault, LoopbackServer
 
 SIZE = 300_000  # several 64 KiB chunks
 
@@ -188,7 +188,13 @@ def test_existing_file_with_wrong_hash_is_replaced(server, tmp_path):
 def test_unresolvable_host_fails_at_once(tmp_path):
     dest = tmp_path / "x-00000000.pth"
     with pytest.raises(DownloadError, match="cannot resolve the host") as info:
-        download_file("http://no-such-host.invalid/x-00000000.pth", dest, sha256_prefix="00000000", progress=False,
-                      retries=3, backoff=5.0)  # would take 35 s if it were retried
+        download_file(
+            "http://no-such-host.invalid/x-00000000.pth",
+            dest,
+            sha256_prefix="00000000",
+            progress=False,
+            retries=3,
+            backoff=5.0,
+        )  # would take 35 s if it were retried
     assert "SLOWONLY_ZOO_MIRRORS" in str(info.value)
     _assert_nothing_left(dest)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
-
 from loopback_server import Fault, LoopbackServer
+from safetensors import safe_open
+from weights_helpers import fetch_in_child, make_entry, upstream_url, write_tiny_checkpoint
+
 from slowonly_zoo.weights import cache
 from slowonly_zoo.weights.checkpoint import read_upstream_checkpoint
 from slowonly_zoo.weights.sources import UPSTREAM_PREFIX, WeightsNotFoundError, fetch_weights, fetch_weights_report
-from weights_helpers import fetch_in_child, make_entry, upstream_url, write_tiny_checkpoint
 
 
 @pytest.fixture()
@@ -37,7 +37,7 @@ def _fast_retries(monkeypatch):
 
 def _served(server: LoopbackServer, ckpt: Path, prefix: str = "", **kw) -> tuple[str, str]:
     """Serve ``ckpt`` under its upstream path (below ``prefix``); return (URL path, URL)."""
-    path = prefix + "/" + upstream_url(ckpt.name)[len(UPSTREAM_PREFIX):]
+    path = prefix + "/" + upstream_url(ckpt.name)[len(UPSTREAM_PREFIX) :]
     return path, server.add(path, ckpt.read_bytes(), **kw)
 
 
@@ -118,8 +118,9 @@ def test_mirror_chain_url_and_local_directory(server, tmp_path, monkeypatch):
     flat_dir = tmp_path / "flat"  # a plain folder holding the upstream file, as users have them
     flat_dir.mkdir()
     shutil.copy(ckpt, flat_dir / ckpt.name)
-    monkeypatch.setenv("SLOWONLY_ZOO_MIRRORS",
-                       f"{empty_dir}, {server.url('/nothing-here')}, file://{bad_dir},{flat_dir}")
+    monkeypatch.setenv(
+        "SLOWONLY_ZOO_MIRRORS", f"{empty_dir}, {server.url('/nothing-here')}, file://{bad_dir},{flat_dir}"
+    )
 
     result = fetch_weights_report(entry)
     assert result.record.source == str(flat_dir / ckpt.name) and result.record.source_kind == "mirror"
@@ -151,7 +152,7 @@ def test_every_source_failing_lists_each_and_leaves_no_cache_entry(server, tmp_p
     ckpt = write_tiny_checkpoint(tmp_path, seed=5)
     path, url = _served(server, ckpt, corrupt=True)  # upstream serves wrong bytes
     monkeypatch.setenv("SLOWONLY_ZOO_MIRRORS", f"{server.url('/mirror')},{tmp_path / 'no-such-dir'}")
-    server.add("/mirror/" + upstream_url(ckpt.name)[len(UPSTREAM_PREFIX):], b"", faults=[Fault(status=500)] * 9)
+    server.add("/mirror/" + upstream_url(ckpt.name)[len(UPSTREAM_PREFIX) :], b"", faults=[Fault(status=500)] * 9)
     entry = make_entry(ckpt, url=url)
 
     with pytest.raises(WeightsNotFoundError) as info:
@@ -222,6 +223,10 @@ def test_mirror_locations_for_a_real_index_entry(tmp_path):
     rest = "mmaction/recognition/slowonly/slowonly_r50_8x8x1_256e_kinetics400_rgb/" + ck.filename
     assert ck.url == UPSTREAM_PREFIX + rest
     assert mirror_candidates("https://mirror.example/openmmlab/", ck.url, ck.filename) == (
-        "url", [f"https://mirror.example/openmmlab/{rest}", f"https://mirror.example/openmmlab/{ck.filename}"])
+        "url",
+        [f"https://mirror.example/openmmlab/{rest}", f"https://mirror.example/openmmlab/{ck.filename}"],
+    )
     assert mirror_candidates(f"file://{tmp_path}", ck.url, ck.filename) == (
-        "dir", [str(tmp_path / rest), str(tmp_path / ck.filename)])
+        "dir",
+        [str(tmp_path / rest), str(tmp_path / ck.filename)],
+    )

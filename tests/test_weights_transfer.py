@@ -16,14 +16,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
-
 from loopback_server import Fault, LoopbackServer
+from safetensors import safe_open
+from weights_helpers import make_entry, write_tiny_checkpoint
+
 from slowonly_zoo.weights import cache
 from slowonly_zoo.weights.checkpoint import read_state_dict, read_upstream_checkpoint
-from slowonly_zoo.weights.sources import fetch_weights, fetch_weights_report
+from slowonly_zoo.weights.sources import fetch_weights_report
 from slowonly_zoo.weights.transfer import download, export, import_files
-from weights_helpers import make_entry, write_tiny_checkpoint
 
 
 @pytest.fixture()
@@ -59,7 +59,10 @@ def test_import_recognises_named_renamed_damaged_and_unknown_files(tmp_path, ser
     a = write_tiny_checkpoint(tmp_path / "made", seed=11)
     b = write_tiny_checkpoint(tmp_path / "made", seed=12)
     c = write_tiny_checkpoint(tmp_path / "made", seed=13)
-    entry_a, entry_b = make_entry(a, url=server.url("/gone/" + a.name)), make_entry(b, url=server.url("/gone/" + b.name))
+    entry_a, entry_b = (
+        make_entry(a, url=server.url("/gone/" + a.name)),
+        make_entry(b, url=server.url("/gone/" + b.name)),
+    )
     entry_c = make_entry(c, url=server.url("/gone/" + c.name))
 
     inbox = tmp_path / "inbox"
@@ -125,6 +128,7 @@ def test_download_reports_per_model(tmp_path, server):
 def test_export_round_trip_full_r50_is_bit_identical(tmp_path):
     """A full-size (randomised) R50 upstream file: import under a new name, export, reload, load the model."""
     from upstream_checkpoints import write_upstream_checkpoint
+
     from slowonly_zoo.factory import build_architecture
     from slowonly_zoo.weights.convert import load_state_dict_strict
 
@@ -149,14 +153,25 @@ def test_export_round_trip_full_r50_is_bit_identical(tmp_path):
 
     config = json.loads(exported.config.read_text())
     assert config["architecture"] == "SlowOnly" and config["num_classes"] == 400 and len(config["labels"]) == 400
-    assert config["model_args"] == {"depth": 50, "num_classes": 400, "in_channels": 3, "non_local": False,
-                                    "with_pool1": True}
+    assert config["model_args"] == {
+        "depth": 50,
+        "num_classes": 400,
+        "in_channels": 3,
+        "non_local": False,
+        "with_pool1": True,
+    }
     assert config["test_protocol"]["num_clips"] == 10 and config["test_protocol"]["num_views"] == 30
     assert config["reported_results"][0]["top1"] == 74.93 and config["reported_results"][0]["top5"] == 91.92
     assert config["source_checkpoint"]["sha256"] == exported.source_sha256
     card = exported.readme.read_text()
-    for needle in ("| Kinetics-400 | 74.93 | 91.92 |", exported.source_sha256, "@inproceedings{feichtenhofer2019slowfast",
-                   "10 clips of 8 frames", "three crops of 256x256", entry.checkpoint.filename):
+    for needle in (
+        "| Kinetics-400 | 74.93 | 91.92 |",
+        exported.source_sha256,
+        "@inproceedings{feichtenhofer2019slowfast",
+        "10 clips of 8 frames",
+        "three crops of 256x256",
+        entry.checkpoint.filename,
+    ):
         assert needle in card, needle
 
     model = build_architecture(entry)
@@ -185,8 +200,11 @@ def _serve_hub_repo(server: LoopbackServer, repo: str, revision: str, folder: Pa
     commit = hashlib.sha1(f"{repo}@{revision}".encode()).hexdigest()
     for name in ("config.json", "model.safetensors"):
         data = (folder / name).read_bytes()
-        server.add(f"/{repo}/resolve/{revision}/{name}", data,
-                   headers={"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'})
+        server.add(
+            f"/{repo}/resolve/{revision}/{name}",
+            data,
+            headers={"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'},
+        )
     return commit
 
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from reference import randomize_
+
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.index import ModelEntry, get_model_info
 from slowonly_zoo.weights.convert import zoo_to_upstream

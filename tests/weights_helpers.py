@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 
 import torch
+from upstream_checkpoints import save_published
 
 from slowonly_zoo.index import Checkpoint, ModelEntry, get_model_info, register_model_entry
-from upstream_checkpoints import save_published
 
 BASE_MODEL = "slowonly_r50_8x8x1_k400"
 UPSTREAM = "https://download.openmmlab.com/mmaction/recognition/slowonly"
@@ -52,8 +52,14 @@ def upstream_url(filename: str) -> str:
     return f"{UPSTREAM}/{stem}/{filename}"
 
 
-def make_entry(checkpoint_file: Path, *, url: str | None = None, hf_hub_id: str | None = None,
-               name: str | None = None, register: bool = True) -> ModelEntry:
+def make_entry(
+    checkpoint_file: Path,
+    *,
+    url: str | None = None,
+    hf_hub_id: str | None = None,
+    name: str | None = None,
+    register: bool = True,
+) -> ModelEntry:
     """An index entry (a copy of the R50 8x8x1 K400 entry) whose checkpoint is ``checkpoint_file``'s name and
     hash prefix, under a fresh unique name; registered in the index unless ``register=False``."""
     filename = checkpoint_file.name
@@ -63,8 +69,9 @@ def make_entry(checkpoint_file: Path, *, url: str | None = None, hf_hub_id: str 
         base,
         name=name or f"test_weights_{os.getpid()}_{next(_counter)}",
         aliases=(),
-        checkpoint=Checkpoint(url=url or upstream_url(filename), filename=filename, sha256_prefix=prefix,
-                              hf_hub_id=hf_hub_id),
+        checkpoint=Checkpoint(
+            url=url or upstream_url(filename), filename=filename, sha256_prefix=prefix, hf_hub_id=hf_hub_id
+        ),
     )
     return register_model_entry(entry) if register else entry
 

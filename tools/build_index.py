@@ -57,8 +57,8 @@ def _load_index_module() -> ModuleType:
 
 _index = _load_index_module()
 FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD = _index.FLOW_MEAN, _index.FLOW_STD, _index.RGB_MEAN, _index.RGB_STD
-Architecture, Checkpoint, ModelEntry = _index.Architecture, _index.Checkpoint, _index.ModelEntry  # noqa: F811
-ReportedResult, TestProtocol = _index.ReportedResult, _index.TestProtocol  # noqa: F811
+Architecture, Checkpoint, ModelEntry = _index.Architecture, _index.Checkpoint, _index.ModelEntry
+ReportedResult, TestProtocol = _index.ReportedResult, _index.TestProtocol
 
 COLLECTION = "SlowOnly"
 CONFIG_DIR = "configs/recognition/slowonly/"
@@ -498,10 +498,23 @@ def build_entries(text: str) -> list[ModelEntry]:
         if c.config is None:  # the ensemble
             entries.append(
                 ModelEntry(
-                    name=c.name, aliases=names, config=None, collection=COLLECTION, dataset=ds.name,
-                    num_classes=ds.num_classes, label_file=ds.label_file, pretrain=None, train_resolution=None,
-                    architecture=None, protocol=None, results=results, checkpoint=None, params=None,
-                    members=FUSION_MEMBERS, member_weights=FUSION_WEIGHTS, training_data=training_data,
+                    name=c.name,
+                    aliases=names,
+                    config=None,
+                    collection=COLLECTION,
+                    dataset=ds.name,
+                    num_classes=ds.num_classes,
+                    label_file=ds.label_file,
+                    pretrain=None,
+                    train_resolution=None,
+                    architecture=None,
+                    protocol=None,
+                    results=results,
+                    checkpoint=None,
+                    params=None,
+                    members=FUSION_MEMBERS,
+                    member_weights=FUSION_WEIGHTS,
+                    training_data=training_data,
                     epochs=None,
                 )
             )
@@ -517,8 +530,12 @@ def build_entries(text: str) -> list[ModelEntry]:
         assert ckpt_url is not None and c.suffix is not None
         filename = ckpt_url.rsplit("/", 1)[-1]
         arch = Architecture(
-            depth=facts.depth, non_local=facts.non_local, in_channels=3 if facts.modality == "rgb" else 2,
-            modality=facts.modality, with_pool1=facts.with_pool1, clip_len=facts.clip_len,
+            depth=facts.depth,
+            non_local=facts.non_local,
+            in_channels=3 if facts.modality == "rgb" else 2,
+            modality=facts.modality,
+            with_pool1=facts.with_pool1,
+            clip_len=facts.clip_len,
             frame_interval=facts.frame_interval,
         )
         entries.append(
@@ -536,8 +553,12 @@ def build_entries(text: str) -> list[ModelEntry]:
                 protocol=protocol,
                 results=results,
                 checkpoint=Checkpoint(
-                    url=ckpt_url, filename=filename, sha256_prefix=c.suffix,
-                    log_url=primary.url("log"), json_url=primary.url("json"), hf_hub_id=None,
+                    url=ckpt_url,
+                    filename=filename,
+                    sha256_prefix=c.suffix,
+                    log_url=primary.url("log"),
+                    json_url=primary.url("json"),
+                    hf_hub_id=None,
                     previous_filenames=PREVIOUS_FILENAMES.get(c.name, ()),
                 ),
                 params=param_count(facts.depth, facts.non_local, facts.modality, ds.num_classes),

@@ -76,7 +76,10 @@ def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> list[A
         if expected is None:
             if len(fields) not in (2, 3):
                 raise AnnotationError(
-                    path, line_no, f"expected 'path label' or 'frame_dir total_frames label', got {len(fields)} fields", raw
+                    path,
+                    line_no,
+                    f"expected 'path label' or 'frame_dir total_frames label', got {len(fields)} fields",
+                    raw,
                 )
             expected = len(fields)
         if len(fields) != expected:

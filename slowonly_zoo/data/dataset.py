@@ -77,7 +77,9 @@ class TestDataset(torch.utils.data.Dataset):
         self.data_root = Path(data_root)
         self.fmt = fmt
         self.strict = strict
-        self.pipeline = TestPipeline(self.protocol, sampling=sampling, normalize=normalize, fmt=fmt, decode_thread=decode_thread)
+        self.pipeline = TestPipeline(
+            self.protocol, sampling=sampling, normalize=normalize, fmt=fmt, decode_thread=decode_thread
+        )
         self.annotations = annotations if annotations is not None else read_annotations(ann_file)
 
     def __len__(self) -> int:

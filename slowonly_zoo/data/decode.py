@@ -75,7 +75,9 @@ class VideoFile:
             for packet in self._container.demux(self._stream):
                 packets.append(packet)
         except av.error.FFmpegError as exc:
-            raise VideoDecodeError(self.path, f"demuxing failed after {len(packets)} packets ({_ffmpeg_reason(exc)})") from exc
+            raise VideoDecodeError(
+                self.path, f"demuxing failed after {len(packets)} packets ({_ffmpeg_reason(exc)})"
+            ) from exc
         # PyAV ends a completed demux with one empty flush packet per stream; it is not a frame.
         if packets and packets[-1].size == 0 and packets[-1].pts is None and packets[-1].dts is None:
             packets.pop()
@@ -136,7 +138,9 @@ class VideoFile:
                 if position >= last:
                     break
         except av.error.FFmpegError as exc:
-            raise VideoDecodeError(self.path, f"decoding failed at frame {position + 1} ({_ffmpeg_reason(exc)})") from exc
+            raise VideoDecodeError(
+                self.path, f"decoding failed at frame {position + 1} ({_ffmpeg_reason(exc)})"
+            ) from exc
         if position < last:
             raise VideoDecodeError(
                 self.path,

@@ -43,8 +43,8 @@ from .rawframes import (
     read_rgb_frames,
 )
 from .sampling import SAMPLINGS, sample_frame_indices
-from .transforms import Normalizer, center_crop_offset, resize_linear, resize_short_side_size, three_crop_offsets
 from .threads import run_serially
+from .transforms import Normalizer, center_crop_offset, resize_linear, resize_short_side_size, three_crop_offsets
 from .views import ViewWriter, assemble_views
 
 __all__ = ["DecodedClip", "TestPipeline", "normalize_views"]
@@ -75,7 +75,9 @@ def normalize_views(views: torch.Tensor, protocol: Any) -> torch.Tensor:
     Same numbers as the pipeline's own normalisation; works on any device (e.g. after moving uint8 views to the
     GPU, which moves 4x fewer bytes).
     """
-    return _normalizer(tuple(protocol.mean), tuple(protocol.std), _modality(protocol), str(views.device))(views, channel_dim=1)
+    return _normalizer(tuple(protocol.mean), tuple(protocol.std), _modality(protocol), str(views.device))(
+        views, channel_dim=1
+    )
 
 
 @functools.lru_cache(maxsize=16)
@@ -114,7 +116,12 @@ class TestPipeline:
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, protocol: Any, sampling: str = "mmaction0x", normalize: bool = True, fmt: str = "auto", decode_thread: bool = True
+        self,
+        protocol: Any,
+        sampling: str = "mmaction0x",
+        normalize: bool = True,
+        fmt: str = "auto",
+        decode_thread: bool = True,
     ) -> None:
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS}")
@@ -183,20 +190,31 @@ class TestPipeline:
         p = self.protocol
         return _normalizer(tuple(p.mean), tuple(p.std), self.modality, "cpu")
 
-    def writer(self, inverse: np.ndarray, num_clips: int, clip_len: int, frame_size: tuple[int, int, int]) -> ViewWriter:
+    def writer(
+        self, inverse: np.ndarray, num_clips: int, clip_len: int, frame_size: tuple[int, int, int]
+    ) -> ViewWriter:
         """A :class:`~.views.ViewWriter` for frames of ``frame_size`` (before the resize) sampled as ``inverse``."""
         h, w, _ = frame_size
         new_h, new_w = self.resized_size(h, w)
         offsets = self.crop_offsets(new_h, new_w)
         return ViewWriter(
-            inverse, num_clips, clip_len, frame_size, (new_h, new_w), offsets, int(self.protocol.crop_size), self.normalizer()
+            inverse,
+            num_clips,
+            clip_len,
+            frame_size,
+            (new_h, new_w),
+            offsets,
+            int(self.protocol.crop_size),
+            self.normalizer(),
         )
 
     def _check_video(self, source: str | os.PathLike[str]) -> None:
         if self.modality == "flow":
             raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
 
-    def _folder_plan(self, source: str | os.PathLike[str], fmt: str, total_frames: int | None) -> tuple[int, np.ndarray]:
+    def _folder_plan(
+        self, source: str | os.PathLike[str], fmt: str, total_frames: int | None
+    ) -> tuple[int, np.ndarray]:
         tmpl = self.filename_tmpl()
         total = int(total_frames) if total_frames is not None else count_rawframes(source, tmpl, self.modality)
         if total <= 0:
@@ -232,7 +250,14 @@ class TestPipeline:
         num_clips, clip_len = clip.indices.shape
         offsets = self.crop_offsets(h, w)
         writer = ViewWriter(
-            clip.inverse.numpy(), num_clips, clip_len, (h, w, c), (h, w), offsets, int(self.protocol.crop_size), self.normalizer()
+            clip.inverse.numpy(),
+            num_clips,
+            clip_len,
+            (h, w, c),
+            (h, w),
+            offsets,
+            int(self.protocol.crop_size),
+            self.normalizer(),
         )
 
         def write_all() -> torch.Tensor:
@@ -254,7 +279,9 @@ class TestPipeline:
                 indices = self.frame_indices(len(video), 0)
                 distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
                 frames = _numbered(video.iter_frames(distinct))
-                return assemble_views(frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread)
+                return assemble_views(
+                    frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread
+                )
         _, indices = self._folder_plan(source, fmt, total_frames)
         distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
         reader = iter_flow_frames if self.modality == "flow" else iter_rgb_frames

@@ -84,7 +84,9 @@ def iter_flow_frames(
         x = decode_image(frame_dir / filename_tmpl.format("x", idx), "L")
         y = decode_image(frame_dir / filename_tmpl.format("y", idx), "L")
         if x.shape != y.shape:
-            raise FrameReadError(frame_dir / filename_tmpl.format("y", idx), f"size {y.shape} differs from the x frame's {x.shape}")
+            raise FrameReadError(
+                frame_dir / filename_tmpl.format("y", idx), f"size {y.shape} differs from the x frame's {x.shape}"
+            )
         frame = np.stack([x, y], axis=-1)
         shape = _same_size(shape, frame, frame_dir / filename_tmpl.format("x", idx))
         yield idx, frame
@@ -104,12 +106,16 @@ def _gather(frames: Iterator[tuple[int, np.ndarray]], indices: Sequence[int] | n
     return np.stack([got[i] for i in order])
 
 
-def read_rgb_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = RGB_TEMPLATE) -> np.ndarray:
+def read_rgb_frames(
+    frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = RGB_TEMPLATE
+) -> np.ndarray:
     """RGB uint8 frames ``(n, H, W, 3)`` for the given (already start-index-shifted) frame numbers (each read once)."""
     return _gather(iter_rgb_frames(frame_dir, indices, filename_tmpl), indices)
 
 
-def read_flow_frames(frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = FLOW_TEMPLATE) -> np.ndarray:
+def read_flow_frames(
+    frame_dir: str | os.PathLike[str], indices: Sequence[int] | np.ndarray, filename_tmpl: str = FLOW_TEMPLATE
+) -> np.ndarray:
     """Flow uint8 frames ``(n, H, W, 2)``: channel 0 from the ``x`` file, channel 1 from the ``y`` file."""
     return _gather(iter_flow_frames(frame_dir, indices, filename_tmpl), indices)
 

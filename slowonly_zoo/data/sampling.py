@@ -17,7 +17,9 @@ Sampling = Literal["mmaction0x", "pyslowfast"]
 SAMPLINGS: tuple[str, ...] = ("mmaction0x", "pyslowfast")
 
 
-def clip_offsets(total_frames: int, clip_len: int, frame_interval: int, num_clips: int, sampling: str = "mmaction0x") -> np.ndarray:
+def clip_offsets(
+    total_frames: int, clip_len: int, frame_interval: int, num_clips: int, sampling: str = "mmaction0x"
+) -> np.ndarray:
     """0-based start frame of each of the ``num_clips`` test clips (int64 array).
 
     ``'mmaction0x'``: with ``L = clip_len * frame_interval`` and ``avg = (N - L + 1) / num_clips`` (float), offsets
@@ -29,7 +31,9 @@ def clip_offsets(total_frames: int, clip_len: int, frame_interval: int, num_clip
     if total_frames <= 0:
         raise ValueError(f"total_frames must be positive, got {total_frames}")
     if clip_len <= 0 or frame_interval <= 0 or num_clips <= 0:
-        raise ValueError(f"clip_len, frame_interval and num_clips must be positive, got {clip_len}, {frame_interval}, {num_clips}")
+        raise ValueError(
+            f"clip_len, frame_interval and num_clips must be positive, got {clip_len}, {frame_interval}, {num_clips}"
+        )
     if sampling == "mmaction0x":
         ori_clip_len = clip_len * frame_interval
         avg_interval = (total_frames - ori_clip_len + 1) / float(num_clips)
@@ -44,7 +48,9 @@ def clip_offsets(total_frames: int, clip_len: int, frame_interval: int, num_clip
             num_segments = num_clips - 1
             return np.around(np.arange(num_clips) * (max_offset / num_segments)).astype(np.int64)
         return np.array([max_offset // 2], dtype=np.int64)
-    raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS} ('mmaction0x' reproduces the README numbers)")
+    raise ValueError(
+        f"unknown sampling {sampling!r}; choose one of {SAMPLINGS} ('mmaction0x' reproduces the README numbers)"
+    )
 
 
 def sample_frame_indices(

@@ -31,10 +31,10 @@ __all__ = [
     "COEF_BITS",
     "LinearResizer",
     "Normalizer",
+    "apply_table",
     "center_crop_offset",
     "format_views",
     "linear_coefficients",
-    "apply_table",
     "normalization_table",
     "normalize_flow",
     "normalize_rgb",
@@ -152,7 +152,9 @@ class LinearResizer:
     def __call__(self, frame: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Resize one uint8 frame ``(H, W, C)``; returns uint8 ``(new_h, new_w, C)`` (written into ``out`` if given)."""
         if tuple(frame.shape) != self.src or frame.dtype != torch.uint8:
-            raise ValueError(f"this resizer takes uint8 frames of shape {self.src}, got {frame.dtype} {tuple(frame.shape)}")
+            raise ValueError(
+                f"this resizer takes uint8 frames of shape {self.src}, got {frame.dtype} {tuple(frame.shape)}"
+            )
         if out is None:
             out = torch.empty(self.dst, dtype=torch.uint8)
         if self.same:
@@ -269,7 +271,9 @@ def normalization_table(mean: Sequence[float], std: Sequence[float], kind: str =
     return torch.from_numpy(np.ascontiguousarray(table.T))
 
 
-def apply_table(frames: torch.Tensor, table: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
+def apply_table(
+    frames: torch.Tensor, table: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Look up uint8 ``frames`` in a ``(C, 256)`` table along ``channel_dim``; returns float32, same shape."""
     if frames.dtype != torch.uint8:
         raise TypeError(f"apply_table expects uint8 frames, got {frames.dtype}")
@@ -359,7 +363,9 @@ def normalize_rgb(frames: torch.Tensor, mean: Sequence[float], std: Sequence[flo
     return Normalizer(mean, std, "rgb", frames.device)(frames)
 
 
-def normalize_flow(frames: torch.Tensor, mean: Sequence[float] = (128.0, 128.0), std: Sequence[float] = (128.0, 128.0)) -> torch.Tensor:
+def normalize_flow(
+    frames: torch.Tensor, mean: Sequence[float] = (128.0, 128.0), std: Sequence[float] = (128.0, 128.0)
+) -> torch.Tensor:
     """Upstream's flow ``Normalize`` of uint8 frames ``(..., 2)``: ``(x - mean) / std`` per channel (x, y), float32."""
     return Normalizer(mean, std, "flow", frames.device)(frames)
 

@@ -131,7 +131,15 @@ class ViewWriter:
 
     def workspace_key(self) -> tuple:
         """What a :class:`Workspace` for this writer depends on."""
-        return (self.frame_size, self.resized, self.top, self.bottom, self.left, self.right, self.normalizer is not None)
+        return (
+            self.frame_size,
+            self.resized,
+            self.top,
+            self.bottom,
+            self.left,
+            self.right,
+            self.normalizer is not None,
+        )
 
     def write(self, d: int, frame: torch.Tensor, workspace: Workspace | None = None) -> None:
         """Write distinct frame number ``d`` (uint8 ``(H, W, C)``, before the resize) into all its slots.

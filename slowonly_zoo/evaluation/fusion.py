@@ -14,7 +14,7 @@ import numpy as np
 
 from .scores import ScoreTable, read_scores, write_scores
 
-__all__ = ["ScoreMismatchError", "fuse_tables", "fuse_files"]
+__all__ = ["ScoreMismatchError", "fuse_files", "fuse_tables"]
 
 
 class ScoreMismatchError(ValueError):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["confusion_matrix", "mean_class_accuracy", "top_k_accuracy", "compute_metrics"]
+__all__ = ["compute_metrics", "confusion_matrix", "mean_class_accuracy", "top_k_accuracy"]
 
 
 def _as_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

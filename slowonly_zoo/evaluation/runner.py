@@ -343,7 +343,18 @@ def evaluate(
         processed = 0
         try:
             processed = _run_shard(
-                model, dataset, mine, finished, out_dir, ctx, dev, batch_views, workers, amp, strict, progress,
+                model,
+                dataset,
+                mine,
+                finished,
+                out_dir,
+                ctx,
+                dev,
+                batch_views,
+                workers,
+                amp,
+                strict,
+                progress,
                 transform,
             )
         except Exception as err:  # let the other ranks stop too, then re-raise
@@ -490,4 +501,3 @@ def _run_shard(
             bar.close()
             torch.backends.cudnn.benchmark = cudnn_benchmark
     return processed
-

@@ -27,7 +27,6 @@ from .scores import SCORES_FILE, write_scores
 __all__ = ["verify"]
 
 
-
 def _make_dataset(
     entry: Any, ann_file: Path, data_root: Path, fmt: str, sampling: str | None, raw: bool = False
 ) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor] | None]:
@@ -123,9 +122,18 @@ def verify(
     out_dir = Path(out) if out is not None else Path.cwd() / f"verify-{entry.name}"
     tol = report_mod.DEFAULT_TOLERANCE if tolerance is None else tolerance
     common = dict(
-        num_workers=num_workers, batch_views=batch_views, device=device, limit=limit, strict=strict, amp=amp,
-        sampling=sampling, tolerance=tol, progress=progress, model_factory=model_factory,
-        normalize_on_device=normalize_on_device, compile=compile,
+        num_workers=num_workers,
+        batch_views=batch_views,
+        device=device,
+        limit=limit,
+        strict=strict,
+        amp=amp,
+        sampling=sampling,
+        tolerance=tol,
+        progress=progress,
+        model_factory=model_factory,
+        normalize_on_device=normalize_on_device,
+        compile=compile,
     )
     if not entry.members and checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
         raise TypeError(f"{entry.name} is a single model: pass one checkpoint path, not {type(checkpoint).__name__}")
@@ -193,15 +201,27 @@ def _verify_single(
         transform=transform,
     )
     result.settings.update(
-        checkpoint=str(ckpt), checkpoint_sha256=ckpt_sha, ann_file=str(ann_file), data_root=str(data_root),
-        format=fmt, sampling=opts["sampling"] or "default", protocol=protocol, limit=opts["limit"],
+        checkpoint=str(ckpt),
+        checkpoint_sha256=ckpt_sha,
+        ann_file=str(ann_file),
+        data_root=str(data_root),
+        format=fmt,
+        sampling=opts["sampling"] or "default",
+        protocol=protocol,
+        limit=opts["limit"],
     )
     return result
 
 
 def _verify_fusion(
-    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path,
-    print_fn: Callable[[str], None] | None, opts: dict[str, Any],
+    entry: Any,
+    data_root: Path,
+    ann_file: Path,
+    checkpoint: Any,
+    fmt: str,
+    out_dir: Path,
+    print_fn: Callable[[str], None] | None,
+    opts: dict[str, Any],
 ) -> EvalResult:
     from slowonly_zoo.index import get_model_info
 

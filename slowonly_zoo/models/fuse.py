@@ -40,8 +40,16 @@ def views_per_forward(device: torch.device | str, batch_views: int) -> int:
 def fold_batchnorm_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
     """A new Conv3d equal to ``bn(conv(x))`` with ``bn`` in eval mode (running statistics)."""
     fused = nn.Conv3d(
-        conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-        conv.groups, bias=True, device=conv.weight.device, dtype=conv.weight.dtype,
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        conv.groups,
+        bias=True,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
     )
     with torch.no_grad():
         # in float64, so folding itself adds no rounding beyond the final cast
@@ -124,11 +132,12 @@ class _CompiledOrEager(nn.Module):
         if self._use_compiled:
             try:
                 return self.compiled(x)
-            except Exception as err:  # noqa: BLE001 - a backend failure means: run eagerly
+            except Exception as err:
                 if not _is_backend_failure(err):
                     raise
-                logger.warning("torch.compile failed here (%s); running the model eagerly",
-                               str(err).splitlines()[0][:200])
+                logger.warning(
+                    "torch.compile failed here (%s); running the model eagerly", str(err).splitlines()[0][:200]
+                )
                 self._use_compiled = False
         return self.eager(x)
 

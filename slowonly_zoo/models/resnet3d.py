@@ -53,9 +53,7 @@ class Bottleneck3d(nn.Module):
             self.conv1 = ConvBN3d(in_channels, planes, (3, 1, 1), padding=(1, 0, 0))
         else:
             self.conv1 = ConvBN3d(in_channels, planes, (1, 1, 1))
-        self.conv2 = ConvBN3d(
-            planes, planes, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1)
-        )
+        self.conv2 = ConvBN3d(planes, planes, (1, 3, 3), stride=(1, spatial_stride, spatial_stride), padding=(0, 1, 1))
         self.conv3 = ConvBN3d(planes, out_channels, (1, 1, 1), relu=False)
         self.downsample = (
             ConvBN3d(in_channels, out_channels, (1, 1, 1), stride=(1, spatial_stride, spatial_stride), relu=False)

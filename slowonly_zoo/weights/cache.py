@@ -23,21 +23,22 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .hashing import sha256_file, sha256_matches_prefix
 
 __all__ = [
-    "CacheCheck",
-    "CacheRecord",
     "FILE_MODE",
     "META_CONVERTER_VERSION",
     "META_NAME",
     "META_SOURCE_FILENAME",
     "META_SOURCE_SHA256",
     "RECORD_FORMAT",
+    "CacheCheck",
+    "CacheRecord",
     "cache_root",
     "check_cached",
     "converter_version",
@@ -131,7 +132,7 @@ class CacheRecord:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "CacheRecord":
+    def from_mapping(cls, data: Mapping[str, Any]) -> CacheRecord:
         fields = {f.name for f in dataclasses.fields(cls)}
         missing = fields - set(data) - {"format", "original_size"}
         if missing:
@@ -192,17 +193,22 @@ def check_cached(name: str, *, source_sha256_prefixes: Sequence[str] = (), full:
         return CacheCheck(name, None, record, f"{path} is not a readable safetensors file ({exc})")
     if meta.get(META_NAME) != record.name or meta.get(META_SOURCE_SHA256) != record.original_sha256:
         return CacheCheck(name, None, record, f"{path} metadata does not match its record")
-    if source_sha256_prefixes and not any(sha256_matches_prefix(record.original_sha256, p)
-                                          for p in source_sha256_prefixes):
+    if source_sha256_prefixes and not any(
+        sha256_matches_prefix(record.original_sha256, p) for p in source_sha256_prefixes
+    ):
         return CacheCheck(
-            name, None, record,
+            name,
+            None,
+            record,
             f"cached weights come from a file with sha256 {record.original_sha256[:8]}…, "
             f"the index expects {' or '.join(source_sha256_prefixes)}",
         )
     if full:
         digest = sha256_file(path)
         if digest != record.sha256:
-            return CacheCheck(name, None, record, f"{path} sha256 {digest[:12]}… differs from recorded {record.sha256[:12]}…")
+            return CacheCheck(
+                name, None, record, f"{path} sha256 {digest[:12]}… differs from recorded {record.sha256[:12]}…"
+            )
     return CacheCheck(name, path, record, None)
 
 
@@ -249,15 +255,31 @@ def _atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _commit(name: str, tmp_file: Path, *, source: str, source_kind: str, original_filename: str,
-            original_sha256: str, original_size: int | None, conv_version: str) -> CacheRecord:
+def _commit(
+    name: str,
+    tmp_file: Path,
+    *,
+    source: str,
+    source_kind: str,
+    original_filename: str,
+    original_sha256: str,
+    original_size: int | None,
+    conv_version: str,
+) -> CacheRecord:
     """Move a finished temp file into place and write its record (the record last)."""
     final = weights_path(name)
     record_path(name).unlink(missing_ok=True)  # an old record must not vouch for the new file
     record = CacheRecord(
-        name=name, source=source, source_kind=source_kind, original_filename=original_filename,
-        original_sha256=original_sha256, original_size=original_size, sha256=sha256_file(tmp_file),
-        size=tmp_file.stat().st_size, created=_now(), converter_version=conv_version,
+        name=name,
+        source=source,
+        source_kind=source_kind,
+        original_filename=original_filename,
+        original_sha256=original_sha256,
+        original_size=original_size,
+        sha256=sha256_file(tmp_file),
+        size=tmp_file.stat().st_size,
+        created=_now(),
+        converter_version=conv_version,
     )
     os.chmod(tmp_file, FILE_MODE)
     os.replace(tmp_file, final)
@@ -265,8 +287,16 @@ def _commit(name: str, tmp_file: Path, *, source: str, source_kind: str, origina
     return record
 
 
-def store_state_dict(name: str, state_dict: Mapping[str, Any], *, source: str, source_kind: str,
-                     original_filename: str, original_sha256: str, original_size: int | None) -> CacheRecord:
+def store_state_dict(
+    name: str,
+    state_dict: Mapping[str, Any],
+    *,
+    source: str,
+    source_kind: str,
+    original_filename: str,
+    original_sha256: str,
+    original_size: int | None,
+) -> CacheRecord:
     """Write a converted (zoo-layout) state dict into the cache as ``.safetensors`` with metadata and a record."""
     from safetensors.torch import save_file
 
@@ -286,14 +316,23 @@ def store_state_dict(name: str, state_dict: Mapping[str, Any], *, source: str, s
     tmp_path = Path(tmp)
     try:
         save_file(tensors, str(tmp_path), metadata=metadata)
-        return _commit(name, tmp_path, source=source, source_kind=source_kind, original_filename=original_filename,
-                       original_sha256=original_sha256, original_size=original_size, conv_version=conv_version)
+        return _commit(
+            name,
+            tmp_path,
+            source=source,
+            source_kind=source_kind,
+            original_filename=original_filename,
+            original_sha256=original_sha256,
+            original_size=original_size,
+            conv_version=conv_version,
+        )
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def store_safetensors_file(name: str, src: str | Path, *, source: str, source_kind: str,
-                           original_size: int | None = None, link: bool = False) -> CacheRecord:
+def store_safetensors_file(
+    name: str, src: str | Path, *, source: str, source_kind: str, original_size: int | None = None, link: bool = False
+) -> CacheRecord:
     """Put an already converted ``.safetensors`` (an export / Hub file carrying our metadata) into the cache.
 
     The file is copied (``link=True``: hard-linked when possible, e.g. from the Hugging Face cache, whose
@@ -308,9 +347,15 @@ def store_safetensors_file(name: str, src: str | Path, *, source: str, source_ki
         from safetensors.torch import load_file
 
         state = load_file(str(src))
-        return store_state_dict(name, state, source=source, source_kind=source_kind,
-                                original_filename=meta.get(META_SOURCE_FILENAME, ""),
-                                original_sha256=original_sha256, original_size=original_size)
+        return store_state_dict(
+            name,
+            state,
+            source=source,
+            source_kind=source_kind,
+            original_filename=meta.get(META_SOURCE_FILENAME, ""),
+            original_sha256=original_sha256,
+            original_size=original_size,
+        )
     folder = weights_path(name).parent
     folder.mkdir(parents=True, exist_ok=True)
     tmp_path = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}.safetensors.tmp"
@@ -321,8 +366,15 @@ def store_safetensors_file(name: str, src: str | Path, *, source: str, source_ki
             os.link(Path(src).resolve(), tmp_path)
         except OSError:
             shutil.copyfile(src, tmp_path)
-        return _commit(name, tmp_path, source=source, source_kind=source_kind,
-                       original_filename=meta.get(META_SOURCE_FILENAME, ""), original_sha256=original_sha256,
-                       original_size=original_size, conv_version=meta.get(META_CONVERTER_VERSION, "unknown"))
+        return _commit(
+            name,
+            tmp_path,
+            source=source,
+            source_kind=source_kind,
+            original_filename=meta.get(META_SOURCE_FILENAME, ""),
+            original_sha256=original_sha256,
+            original_size=original_size,
+            conv_version=meta.get(META_CONVERTER_VERSION, "unknown"),
+        )
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -33,8 +33,10 @@ _UPSTREAM_TO_ZOO: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^backbone\.conv1\.(conv|bn)\.(.+)$", r"backbone.stem.\1.\2"),
         (r"^backbone\.(layer\d+\.\d+)\.non_local_block\.(g|phi)\.0\.conv\.(.+)$", r"backbone.\1.non_local.\2.\3"),
         (r"^backbone\.(layer\d+\.\d+)\.non_local_block\.theta\.conv\.(.+)$", r"backbone.\1.non_local.theta.\2"),
-        (r"^backbone\.(layer\d+\.\d+)\.non_local_block\.conv_out\.(conv|bn)\.(.+)$",
-         r"backbone.\1.non_local.conv_out.\2.\3"),
+        (
+            r"^backbone\.(layer\d+\.\d+)\.non_local_block\.conv_out\.(conv|bn)\.(.+)$",
+            r"backbone.\1.non_local.conv_out.\2.\3",
+        ),
         (r"^backbone\.(layer\d+\.\d+\.(?:conv[123]|downsample)\.(?:conv|bn)\..+)$", r"backbone.\1"),
         (r"^cls_head\.fc_cls\.(weight|bias)$", r"head.fc.\1"),
     )
@@ -44,10 +46,15 @@ _ZOO_TO_UPSTREAM: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
     for pattern, replacement in (
         (r"^backbone\.stem\.(conv|bn)\.(.+)$", r"backbone.conv1.\1.\2"),
-        (r"^backbone\.(layer\d+\.\d+)\.non_local\.(g|phi)\.(weight|bias)$", r"backbone.\1.non_local_block.\2.0.conv.\3"),
+        (
+            r"^backbone\.(layer\d+\.\d+)\.non_local\.(g|phi)\.(weight|bias)$",
+            r"backbone.\1.non_local_block.\2.0.conv.\3",
+        ),
         (r"^backbone\.(layer\d+\.\d+)\.non_local\.theta\.(weight|bias)$", r"backbone.\1.non_local_block.theta.conv.\2"),
-        (r"^backbone\.(layer\d+\.\d+)\.non_local\.conv_out\.(conv|bn)\.(.+)$",
-         r"backbone.\1.non_local_block.conv_out.\2.\3"),
+        (
+            r"^backbone\.(layer\d+\.\d+)\.non_local\.conv_out\.(conv|bn)\.(.+)$",
+            r"backbone.\1.non_local_block.conv_out.\2.\3",
+        ),
         (r"^backbone\.(layer\d+\.\d+\.(?:conv[123]|downsample)\.(?:conv|bn)\..+)$", r"backbone.\1"),
         (r"^head\.fc\.(weight|bias)$", r"cls_head.fc_cls.\1"),
     )

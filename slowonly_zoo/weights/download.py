@@ -131,8 +131,9 @@ def _parse_content_range_start(value: str | None) -> int | None:
         return None
 
 
-def _attempt(session: requests.Session, url: str, part: Path, timeout: float, show_progress: bool,
-             label: str) -> tuple[str, int]:
+def _attempt(
+    session: requests.Session, url: str, part: Path, timeout: float, show_progress: bool, label: str
+) -> tuple[str, int]:
     """One GET (with Range when ``part`` holds bytes). Returns (sha256, size) of the complete ``part``."""
     from tqdm.auto import tqdm
 
@@ -144,16 +145,20 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float, sh
         response = session.get(url, headers=headers, stream=True, timeout=(timeout, timeout), allow_redirects=True)
     except (requests.ConnectionError, requests.Timeout) as exc:
         if _name_resolution_failed(exc):  # no DNS (offline machine, typo'd host): retrying will not help
-            raise DownloadError(f"cannot resolve the host of {url} (no network or DNS?): use a mirror "
-                                "(SLOWONLY_ZOO_MIRRORS), `slowonly-zoo import`, or SLOWONLY_ZOO_OFFLINE=1") from exc
+            raise DownloadError(
+                f"cannot resolve the host of {url} (no network or DNS?): use a mirror "
+                "(SLOWONLY_ZOO_MIRRORS), `slowonly-zoo import`, or SLOWONLY_ZOO_OFFLINE=1"
+            ) from exc
         raise _Transient(_describe(exc)) from exc
     with response:
         status = response.status_code
         if status in (404, 410):
             raise HTTPAccessError(f"HTTP {status} Not Found: {url}", status)
         if status in (401, 403):
-            raise HTTPAccessError(f"HTTP {status} Forbidden: {url} (the server refuses access; "
-                                  "check the URL or use another source)", status)
+            raise HTTPAccessError(
+                f"HTTP {status} Forbidden: {url} (the server refuses access; check the URL or use another source)",
+                status,
+            )
         if status == 416:  # our partial file is not a prefix of what the server has: start over
             part.unlink(missing_ok=True)
             raise _Transient(f"HTTP 416 for a resume at byte {have}; restarting from zero")
@@ -174,8 +179,16 @@ def _attempt(session: requests.Session, url: str, part: Path, timeout: float, sh
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         received = have
-        bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                   disable=not show_progress, leave=False)
+        bar = tqdm(
+            total=total,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=label,
+            disable=not show_progress,
+            leave=False,
+        )
         try:
             with open(part, mode) as out:
                 try:
@@ -270,11 +283,14 @@ def download_file(
                         continue
                     raise ChecksumMismatchError(
                         f"{url} downloaded {size} bytes with sha256 {digest[:8]}…, expected {sha256_prefix}…: "
-                        "the server sent a different or damaged file (it was deleted)")
+                        "the server sent a different or damaged file (it was deleted)"
+                    )
                 os.replace(part, dest)
                 return DownloadResult(dest, digest, size, url, reused=False)
-            raise DownloadError(f"{url}: gave up after {attempt} attempts; last error: {last}. "
-                                "The partial file is kept and the next try resumes it.")
+            raise DownloadError(
+                f"{url}: gave up after {attempt} attempts; last error: {last}. "
+                "The partial file is kept and the next try resumes it."
+            )
     finally:
         if own_session:
             session.close()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 __all__ = [
     "CHUNK_SIZE",
@@ -26,12 +27,12 @@ CHUNK_SIZE = 1 << 20
 _SUFFIX_RE = re.compile(r"-([0-9a-f]{8})\.pth$")
 
 
-def new_hasher() -> "hashlib._Hash":
+def new_hasher() -> hashlib._Hash:
     """A fresh SHA-256 hasher (one place that names the algorithm)."""
     return hashlib.sha256()
 
 
-def hash_file_into(hasher: "hashlib._Hash", fh: BinaryIO, on_chunk: Callable[[int], None] | None = None) -> int:
+def hash_file_into(hasher: hashlib._Hash, fh: BinaryIO, on_chunk: Callable[[int], None] | None = None) -> int:
     """Feed everything left in ``fh`` into ``hasher``; return the number of bytes read."""
     total = 0
     while True:

@@ -42,17 +42,17 @@ if TYPE_CHECKING:
     from ..index import ModelEntry
 
 __all__ = [
+    "UPSTREAM_PREFIX",
     "FetchResult",
     "SourceAttempt",
-    "UPSTREAM_PREFIX",
     "WeightsNotFoundError",
     "accepted_prefixes",
     "fetch_weights",
     "fetch_weights_report",
     "hf_repo_for",
     "is_offline",
-    "mirror_list",
     "mirror_candidates",
+    "mirror_list",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ _TRUE = {"1", "true", "yes", "on"}
 class WeightsNotFoundError(RuntimeError):
     """No source produced verified weights. ``attempts`` lists each source tried and why it failed."""
 
-    def __init__(self, message: str, name: str, attempts: tuple["SourceAttempt", ...] = ()):
+    def __init__(self, message: str, name: str, attempts: tuple[SourceAttempt, ...] = ()):
         super().__init__(message)
         self.name = name
         self.attempts = attempts
@@ -123,7 +123,7 @@ def _relative_path(url: str) -> str:
     """The part of ``url`` a mirror keeps: after the upstream prefix, else the URL's path."""
     for prefix in (UPSTREAM_PREFIX, UPSTREAM_PREFIX.replace("https://", "http://")):
         if url.startswith(prefix):
-            return url[len(prefix):]
+            return url[len(prefix) :]
     return unquote(urlparse(url).path).lstrip("/")
 
 
@@ -141,7 +141,7 @@ def mirror_candidates(mirror: str, url: str, filename: str) -> tuple[str, list[s
     return kind, list(dict.fromkeys(found))
 
 
-def hf_repo_for(entry: "ModelEntry") -> tuple[str, str | None] | None:
+def hf_repo_for(entry: ModelEntry) -> tuple[str, str | None] | None:
     """(repo id, revision or None) of the Hub mirror of ``entry``, or None when none is configured."""
     repo = entry.checkpoint.hf_hub_id if entry.checkpoint else None
     if not repo:
@@ -155,7 +155,7 @@ def hf_repo_for(entry: "ModelEntry") -> tuple[str, str | None] | None:
     return repo, revision or os.environ.get(ENV_HF_REVISION, "").strip() or None
 
 
-def accepted_prefixes(entry: "ModelEntry") -> tuple[str, ...]:
+def accepted_prefixes(entry: ModelEntry) -> tuple[str, ...]:
     """sha256 prefixes an original file of ``entry`` may have: the index's, plus those of earlier published names."""
     ck = entry.checkpoint
     if ck is None:
@@ -164,7 +164,7 @@ def accepted_prefixes(entry: "ModelEntry") -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in (ck.sha256_prefix, *older) if p))
 
 
-def _resolve(entry: "ModelEntry | str") -> "ModelEntry":
+def _resolve(entry: ModelEntry | str) -> ModelEntry:
     if isinstance(entry, str):
         from ..index import get_model_info
 
@@ -182,18 +182,26 @@ def _short(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _convert_and_store(entry: "ModelEntry", original: Path, sha256: str, *, source: str,
-                       kind: str) -> cache.CacheRecord:
+def _convert_and_store(
+    entry: ModelEntry, original: Path, sha256: str, *, source: str, kind: str
+) -> cache.CacheRecord:
     from .checkpoint import read_upstream_checkpoint
 
     state = read_upstream_checkpoint(original)
-    return cache.store_state_dict(entry.name, state, source=source, source_kind=kind,
-                                  original_filename=original.name, original_sha256=sha256,
-                                  original_size=original.stat().st_size)
+    return cache.store_state_dict(
+        entry.name,
+        state,
+        source=source,
+        source_kind=kind,
+        original_filename=original.name,
+        original_sha256=sha256,
+        original_size=original.stat().st_size,
+    )
 
 
-def _from_hf(entry: "ModelEntry", repo: str, revision: str | None, *, offline: bool,
-             progress: bool | None) -> cache.CacheRecord:
+def _from_hf(
+    entry: ModelEntry, repo: str, revision: str | None, *, offline: bool, progress: bool | None
+) -> cache.CacheRecord:
     from huggingface_hub import hf_hub_download
     from tqdm.auto import tqdm
 
@@ -218,17 +226,21 @@ def _from_hf(entry: "ModelEntry", repo: str, revision: str | None, *, offline: b
     source_sha = meta.get(cache.META_SOURCE_SHA256, "")
     prefixes = accepted_prefixes(entry)
     if not source_sha:
-        raise ValueError(f"{HF_WEIGHTS_FILE} in {repo} has no '{cache.META_SOURCE_SHA256}' metadata, so it cannot "
-                         "be verified against the index; re-create it with `slowonly-zoo export`")
+        raise ValueError(
+            f"{HF_WEIGHTS_FILE} in {repo} has no '{cache.META_SOURCE_SHA256}' metadata, so it cannot "
+            "be verified against the index; re-create it with `slowonly-zoo export`"
+        )
     if prefixes and not any(sha256_matches_prefix(source_sha, p) for p in prefixes):
-        raise ValueError(f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects "
-                         f"{' or '.join(prefixes)}")
+        raise ValueError(
+            f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects {' or '.join(prefixes)}"
+        )
     commit = weights.parent.name
-    return cache.store_safetensors_file(entry.name, weights, source=f"hf://{repo}@{commit}", source_kind="hf",
-                                       link=True)
+    return cache.store_safetensors_file(
+        entry.name, weights, source=f"hf://{repo}@{commit}", source_kind="hf", link=True
+    )
 
 
-def _from_local_file(entry: "ModelEntry", path: Path, *, kind: str) -> cache.CacheRecord:
+def _from_local_file(entry: ModelEntry, path: Path, *, kind: str) -> cache.CacheRecord:
     digest = sha256_file(path)
     prefixes = accepted_prefixes(entry)
     if prefixes and not any(sha256_matches_prefix(digest, p) for p in prefixes):
@@ -236,7 +248,7 @@ def _from_local_file(entry: "ModelEntry", path: Path, *, kind: str) -> cache.Cac
     return _convert_and_store(entry, path, digest, source=str(path), kind=kind)
 
 
-def _from_url(entry: "ModelEntry", url: str, *, kind: str, progress: bool | None) -> cache.CacheRecord:
+def _from_url(entry: ModelEntry, url: str, *, kind: str, progress: bool | None) -> cache.CacheRecord:
     ck = entry.checkpoint
     assert ck is not None
     dest = cache.downloads_dir() / ck.filename
@@ -248,7 +260,7 @@ def _from_url(entry: "ModelEntry", url: str, *, kind: str, progress: bool | None
             result.path.unlink(missing_ok=True)
 
 
-def _offline_message(entry: "ModelEntry", why: str, extra: list[SourceAttempt]) -> str:
+def _offline_message(entry: ModelEntry, why: str, extra: list[SourceAttempt]) -> str:
     ck = entry.checkpoint
     assert ck is not None
     lines = [
@@ -262,11 +274,12 @@ def _offline_message(entry: "ModelEntry", why: str, extra: list[SourceAttempt]) 
     return "\n".join(lines)
 
 
-def _failure_message(entry: "ModelEntry", attempts: list[SourceAttempt]) -> str:
+def _failure_message(entry: ModelEntry, attempts: list[SourceAttempt]) -> str:
     ck = entry.checkpoint
     assert ck is not None
-    lines = [f"could not get verified weights for {entry.name!r} ({ck.filename}, sha256 {ck.sha256_prefix}…). "
-             "Sources tried:"]
+    lines = [
+        f"could not get verified weights for {entry.name!r} ({ck.filename}, sha256 {ck.sha256_prefix}…). Sources tried:"
+    ]
     lines += [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
     lines += [
         "What to do: if you have the file (any name), run:  slowonly-zoo import /path/to/the/file.pth",
@@ -276,8 +289,9 @@ def _failure_message(entry: "ModelEntry", attempts: list[SourceAttempt]) -> str:
     return "\n".join(lines)
 
 
-def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = None, offline: bool | None = None,
-                         verify: bool = False) -> FetchResult:
+def fetch_weights_report(
+    entry: ModelEntry | str, *, progress: bool | None = None, offline: bool | None = None, verify: bool = False
+) -> FetchResult:
     """Like :func:`fetch_weights`, returning what happened (sources tried, whether the cache was used)."""
     entry = _resolve(entry)
     ck = entry.checkpoint
@@ -285,7 +299,8 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
         members = ", ".join(getattr(entry, "members", ()) or ())
         raise WeightsNotFoundError(
             f"{entry.name!r} has no checkpoint of its own" + (f" (it fuses {members}; fetch those)" if members else ""),
-            entry.name)
+            entry.name,
+        )
     prefixes = accepted_prefixes(entry)
     offline = is_offline(offline)
 
@@ -305,21 +320,28 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
             try:
                 record = _from_hf(entry, hf[0], hf[1], offline=True, progress=progress)
                 path = cache.weights_path(entry.name)
-                return FetchResult(entry.name, path, record, False,
-                                   (SourceAttempt("cache", str(path), first.problem),
-                                    SourceAttempt("huggingface-cache", hf[0], None)))
+                return FetchResult(
+                    entry.name,
+                    path,
+                    record,
+                    False,
+                    (SourceAttempt("cache", str(path), first.problem), SourceAttempt("huggingface-cache", hf[0], None)),
+                )
             except Exception as exc:  # noqa: BLE001 - reported to the user below
                 extra.append(SourceAttempt("huggingface-cache", hf[0], _short(exc)))
-        raise WeightsNotFoundError(_offline_message(entry, first.problem, extra), entry.name,
-                                   (SourceAttempt("cache", str(cache.weights_path(entry.name)), first.problem),
-                                    *extra))
+        raise WeightsNotFoundError(
+            _offline_message(entry, first.problem, extra),
+            entry.name,
+            (SourceAttempt("cache", str(cache.weights_path(entry.name)), first.problem), *extra),
+        )
 
     with FileLock(str(cache.lock_path(entry.name))):
         again = cached(verify)
         if again.ok:  # another process filled the cache while we waited
             assert again.path is not None and again.record is not None
-            return FetchResult(entry.name, again.path, again.record, True,
-                               (SourceAttempt("cache", str(again.path), None),))
+            return FetchResult(
+                entry.name, again.path, again.record, True, (SourceAttempt("cache", str(again.path), None),)
+            )
         discarded = None
         if again.record is not None or cache.weights_path(entry.name).exists():
             discarded = again.problem
@@ -334,8 +356,11 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
         # 2. Hugging Face Hub
         hf = hf_repo_for(entry)
         if hf is None:
-            attempts.append(SourceAttempt("huggingface", "-", f"not configured (no hf_hub_id in the index and "
-                                                              f"{ENV_HF_PREFIX} is unset)"))
+            attempts.append(
+                SourceAttempt(
+                    "huggingface", "-", f"not configured (no hf_hub_id in the index and {ENV_HF_PREFIX} is unset)"
+                )
+            )
         else:
             where = hf[0] + (f"@{hf[1]}" if hf[1] else "")
             try:
@@ -352,8 +377,11 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
             if kind == "dir":
                 present = [Path(c) for c in candidates if Path(c).is_file()]
                 if not present:
-                    attempts.append(SourceAttempt("mirror", mirror, f"no {ck.filename} there (looked for "
-                                                                     f"{' and '.join(candidates)})"))
+                    attempts.append(
+                        SourceAttempt(
+                            "mirror", mirror, f"no {ck.filename} there (looked for {' and '.join(candidates)})"
+                        )
+                    )
                 for path in present:
                     try:
                         return done("mirror", str(path), _from_local_file(entry, path, kind="mirror"))
@@ -374,8 +402,9 @@ def fetch_weights_report(entry: "ModelEntry | str", *, progress: bool | None = N
         raise WeightsNotFoundError(_failure_message(entry, attempts), entry.name, tuple(attempts))
 
 
-def fetch_weights(entry: "ModelEntry | str", *, progress: bool | None = None, offline: bool | None = None,
-                  verify: bool = False) -> Path:
+def fetch_weights(
+    entry: ModelEntry | str, *, progress: bool | None = None, offline: bool | None = None, verify: bool = False
+) -> Path:
     """Path of verified, converted weights for ``entry`` (a :class:`ModelEntry` or a model name) in the cache.
 
     Tries the cache, the Hugging Face Hub, ``$SLOWONLY_ZOO_MIRRORS`` and the upstream URL in that order (see the

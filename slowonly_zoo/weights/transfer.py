@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
@@ -62,7 +63,7 @@ class ImportResult:
         return f"{self.status:>14}  {self.path}: {self.message}"
 
 
-def _all_entries() -> list["ModelEntry"]:
+def _all_entries() -> list[ModelEntry]:
     from ..index import get_model_info, list_models
 
     return [get_model_info(n) for n in list_models(pretrained=True)]
@@ -79,12 +80,12 @@ def _expand(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def _known_filenames(entry: "ModelEntry") -> tuple[str, ...]:
+def _known_filenames(entry: ModelEntry) -> tuple[str, ...]:
     ck = entry.checkpoint
     return (ck.filename, *(getattr(ck, "previous_filenames", ()) or ())) if ck else ()
 
 
-def _import_one(path: Path, entries: Sequence["ModelEntry"]) -> ImportResult:
+def _import_one(path: Path, entries: Sequence[ModelEntry]) -> ImportResult:
     if not path.is_file():
         return ImportResult(path, "error", (), None, "no such file")
     is_safetensors = path.suffix == ".safetensors" or path.name == HF_WEIGHTS_FILE
@@ -92,8 +93,14 @@ def _import_one(path: Path, entries: Sequence["ModelEntry"]) -> ImportResult:
         meta = cache.read_safetensors_metadata(path)
         digest = meta.get(cache.META_SOURCE_SHA256)
         if not digest:
-            return ImportResult(path, "unknown", (), None, f"a .safetensors without '{cache.META_SOURCE_SHA256}' "
-                                "metadata: cannot tell which checkpoint it comes from (import the .pth instead)")
+            return ImportResult(
+                path,
+                "unknown",
+                (),
+                None,
+                f"a .safetensors without '{cache.META_SOURCE_SHA256}' "
+                "metadata: cannot tell which checkpoint it comes from (import the .pth instead)",
+            )
     else:
         digest = sha256_file(path)
     by_hash = [e for e in entries if any(sha256_matches_prefix(digest, p) for p in accepted_prefixes(e))]
@@ -101,16 +108,29 @@ def _import_one(path: Path, entries: Sequence["ModelEntry"]) -> ImportResult:
     if not by_hash:
         if by_name and not is_safetensors:
             expected = " or ".join(dict.fromkeys(p for e in by_name for p in accepted_prefixes(e)))
-            return ImportResult(path, "mismatch", tuple(e.name for e in by_name), digest,
-                                f"named like the checkpoint of {', '.join(e.name for e in by_name)} but its sha256 "
-                                f"starts {digest[:8]}, expected {expected}: the file is damaged or a different "
-                                "file; not imported")
+            return ImportResult(
+                path,
+                "mismatch",
+                tuple(e.name for e in by_name),
+                digest,
+                f"named like the checkpoint of {', '.join(e.name for e in by_name)} but its sha256 "
+                f"starts {digest[:8]}, expected {expected}: the file is damaged or a different "
+                "file; not imported",
+            )
         suffix = hash_prefix_from_filename(path.name)
-        note = (f"; its name ends in -{suffix} but its sha256 starts {digest[:8]} (damaged?)"
-                if suffix and not sha256_matches_prefix(digest, suffix) else "")
-        return ImportResult(path, "unknown", (), digest,
-                            f"no index entry has a checkpoint with sha256 {digest[:8]}…{note}. To use your own "
-                            "checkpoint, add an entry with SLOWONLY_ZOO_EXTRA_INDEX or register_model_entry()")
+        note = (
+            f"; its name ends in -{suffix} but its sha256 starts {digest[:8]} (damaged?)"
+            if suffix and not sha256_matches_prefix(digest, suffix)
+            else ""
+        )
+        return ImportResult(
+            path,
+            "unknown",
+            (),
+            digest,
+            f"no index entry has a checkpoint with sha256 {digest[:8]}…{note}. To use your own "
+            "checkpoint, add an entry with SLOWONLY_ZOO_EXTRA_INDEX or register_model_entry()",
+        )
 
     how = "by name and sha256" if by_name else "by sha256 (renamed file)"
     imported, cached = [], []
@@ -129,17 +149,33 @@ def _import_one(path: Path, entries: Sequence["ModelEntry"]) -> ImportResult:
                     from .checkpoint import read_upstream_checkpoint
 
                     state = read_upstream_checkpoint(path)
-                cache.store_state_dict(entry.name, state, source=source, source_kind="import",
-                                       original_filename=path.name, original_sha256=digest,
-                                       original_size=path.stat().st_size)
+                cache.store_state_dict(
+                    entry.name,
+                    state,
+                    source=source,
+                    source_kind="import",
+                    original_filename=path.name,
+                    original_sha256=digest,
+                    original_size=path.stat().st_size,
+                )
             imported.append(entry.name)
     names = tuple(e.name for e in by_hash)
     if imported:
         extra = f" (already cached: {', '.join(cached)})" if cached else ""
-        return ImportResult(path, "imported", names, digest,
-                            f"recognised {how} as {', '.join(imported)}; verified, converted, cached{extra}")
-    return ImportResult(path, "already-cached", names, digest,
-                        f"recognised {how} as {', '.join(cached)}; the cache already holds these weights")
+        return ImportResult(
+            path,
+            "imported",
+            names,
+            digest,
+            f"recognised {how} as {', '.join(imported)}; verified, converted, cached{extra}",
+        )
+    return ImportResult(
+        path,
+        "already-cached",
+        names,
+        digest,
+        f"recognised {how} as {', '.join(cached)}; the cache already holds these weights",
+    )
 
 
 def import_files(paths: Iterable[str | os.PathLike[str]]) -> list[ImportResult]:
@@ -184,8 +220,13 @@ class DownloadReport:
         return f"{self.status:>9}  {self.name}: {self.message}"
 
 
-def download(names: Iterable[str] | None = None, *, verify: bool = False, progress: bool | None = None,
-             offline: bool | None = None) -> list[DownloadReport]:
+def download(
+    names: Iterable[str] | None = None,
+    *,
+    verify: bool = False,
+    progress: bool | None = None,
+    offline: bool | None = None,
+) -> list[DownloadReport]:
     """Fetch each model (``None``: every model with a checkpoint) into the cache; one report per name.
 
     ``verify=True`` re-hashes cached files in full (a damaged entry is discarded and fetched again).
@@ -193,7 +234,7 @@ def download(names: Iterable[str] | None = None, *, verify: bool = False, progre
     from ..index import get_model_info, list_models
 
     reports = []
-    for raw in (list_models(pretrained=True) if names is None else list(names)):
+    for raw in list_models(pretrained=True) if names is None else list(names):
         try:
             entry = get_model_info(raw)
         except KeyError as exc:  # UnknownModelError carries suggestions in its message
@@ -210,9 +251,11 @@ def download(names: Iterable[str] | None = None, *, verify: bool = False, progre
             message = f"{status} in {result.path} (from {record.source})"
         else:
             status = "repaired" if result.discarded else "fetched"
-            message = f"{'replaced damaged cache entry (' + result.discarded + '); ' if result.discarded else ''}" \
-                      f"got {record.original_filename or entry.name} from {record.source}, sha256 " \
-                      f"{record.original_sha256[:12]}… -> {result.path}"
+            message = (
+                f"{'replaced damaged cache entry (' + result.discarded + '); ' if result.discarded else ''}"
+                f"got {record.original_filename or entry.name} from {record.source}, sha256 "
+                f"{record.original_sha256[:12]}… -> {result.path}"
+            )
         reports.append(DownloadReport(entry.name, status, result.path, record.source, message))
     return reports
 
@@ -258,7 +301,7 @@ def _package_version() -> str:
         return "unknown"
 
 
-def _labels(entry: "ModelEntry") -> list[str] | None:
+def _labels(entry: ModelEntry) -> list[str] | None:
     try:
         labels = list(entry.labels)
     except Exception:  # noqa: BLE001 - a missing label file only leaves the labels out
@@ -266,7 +309,7 @@ def _labels(entry: "ModelEntry") -> list[str] | None:
     return labels or None
 
 
-def _config(entry: "ModelEntry", source_sha256: str, conv_version: str) -> dict[str, Any]:
+def _config(entry: ModelEntry, source_sha256: str, conv_version: str) -> dict[str, Any]:
     arch, ck = entry.architecture, entry.checkpoint
     assert arch is not None and ck is not None
     plain = entry.to_dict()  # JSON-ready, protocol with num_views
@@ -276,8 +319,13 @@ def _config(entry: "ModelEntry", source_sha256: str, conv_version: str) -> dict[
         "name": entry.name,
         "aliases": list(entry.aliases),
         "architecture": "SlowOnly",
-        "model_args": {"depth": arch.depth, "num_classes": entry.num_classes, "in_channels": arch.in_channels,
-                       "non_local": arch.non_local, "with_pool1": arch.with_pool1},
+        "model_args": {
+            "depth": arch.depth,
+            "num_classes": entry.num_classes,
+            "in_channels": arch.in_channels,
+            "non_local": arch.non_local,
+            "with_pool1": arch.with_pool1,
+        },
         "backbone": plain["architecture"],
         "num_classes": entry.num_classes,
         "dataset": entry.dataset,
@@ -297,7 +345,7 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
 
 
-def _model_card(entry: "ModelEntry", config: dict[str, Any]) -> str:
+def _model_card(entry: ModelEntry, config: dict[str, Any]) -> str:
     arch, ck, p = entry.architecture, entry.checkpoint, entry.protocol
     assert arch is not None and ck is not None
     lines = [
@@ -324,8 +372,10 @@ def _model_card(entry: "ModelEntry", config: dict[str, Any]) -> str:
     ]
     for r in entry.results:
         where = getattr(r, "source", "") or ""
-        lines.append(f"| {r.dataset} | {_fmt(r.top1)} | {_fmt(r.top5)} | {_fmt(r.mean_class_accuracy)} | "
-                     f"{_fmt(getattr(r, 'resolution', None))} | {where} |")
+        lines.append(
+            f"| {r.dataset} | {_fmt(r.top1)} | {_fmt(r.top5)} | {_fmt(r.mean_class_accuracy)} | "
+            f"{_fmt(getattr(r, 'resolution', None))} | {where} |"
+        )
     lines += ["", "Numbers are those reported by mmaction2; `slowonly-zoo verify` reproduces them.", ""]
     if p is not None:
         resize = f"resize the short side to {p.resize_short}" if p.resize_short else "no resize"
@@ -382,8 +432,13 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def export(name: str, out_dir: str | os.PathLike[str], weights_path: str | os.PathLike[str] | None = None, *,
-           progress: bool | None = None) -> ExportResult:
+def export(
+    name: str,
+    out_dir: str | os.PathLike[str],
+    weights_path: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool | None = None,
+) -> ExportResult:
     """Write ``out_dir/{model.safetensors, config.json, README.md}`` for model ``name``.
 
     ``weights_path`` may be an upstream ``.pth`` (verified against the index hash), a ``.safetensors`` written
@@ -414,24 +469,32 @@ def export(name: str, out_dir: str | os.PathLike[str], weights_path: str | os.Pa
         conv_version = cache.converter_version()
         state = read_upstream_checkpoint(src)
     if not source_sha:
-        raise ValueError(f"{src} does not record which checkpoint it was converted from "
-                         f"('{cache.META_SOURCE_SHA256}' metadata); export from the .pth or the cache instead")
+        raise ValueError(
+            f"{src} does not record which checkpoint it was converted from "
+            f"('{cache.META_SOURCE_SHA256}' metadata); export from the .pth or the cache instead"
+        )
     if prefixes and not any(sha256_matches_prefix(source_sha, p) for p in prefixes):
-        raise ValueError(f"{src} comes from a file with sha256 {source_sha[:8]}…, but {entry.name} is "
-                         f"{ck.filename} ({' or '.join(prefixes)}); register your own entry to export other weights")
+        raise ValueError(
+            f"{src} comes from a file with sha256 {source_sha[:8]}…, but {entry.name} is "
+            f"{ck.filename} ({' or '.join(prefixes)}); register your own entry to export other weights"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     weights_out = out / HF_WEIGHTS_FILE
     fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{HF_WEIGHTS_FILE}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_safetensors(state, tmp, {
-            "format": "pt",
-            cache.META_NAME: entry.name,
-            cache.META_SOURCE_SHA256: source_sha,
-            cache.META_SOURCE_FILENAME: ck.filename,
-            cache.META_CONVERTER_VERSION: conv_version,
-        })
+        save_safetensors(
+            state,
+            tmp,
+            {
+                "format": "pt",
+                cache.META_NAME: entry.name,
+                cache.META_SOURCE_SHA256: source_sha,
+                cache.META_SOURCE_FILENAME: ck.filename,
+                cache.META_CONVERTER_VERSION: conv_version,
+            },
+        )
         os.chmod(tmp, cache.FILE_MODE)
         os.replace(tmp, weights_out)
     finally:
