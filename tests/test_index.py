@@ -336,8 +336,7 @@ def test_round_trips() -> None:
     for name in ix.list_models():
         e = ix.get_model_info(name)
         assert ix.ModelEntry.from_index_dict(e.to_index_dict()) == e
-        d = json.loads(json.dumps(e.to_dict()))
-        assert ix.ModelEntry.from_dict(d) == e
+        assert ix.ModelEntry.from_index_dict(json.loads(json.dumps(e.to_index_dict()))) == e
     d = ix.get_model_info("slowonly_r50_4x16x1_gym99_flow").to_dict()
     assert d["protocol"]["num_views"] == 10 and d["checkpoint"]["sha256_prefix"] == "66ecdb3c"
 
@@ -389,13 +388,17 @@ def test_register_model_entry(fresh_index: pytest.MonkeyPatch) -> None:
         ix.register_model_entry(_custom_model("x3", ["configs/x.py"]))
     with pytest.raises(ValueError, match="clashes with model 'my_other_ft'"):
         ix.register_model_entry(ix.get_model_info("other"))
-    plain = ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion").to_dict()
-    plain.update(name="my_fusion", members=["slowonly_r50_8x8x1_k400", "other"], member_weights=[2.0, 1.0])
-    fused = ix.register_model_entry(plain)
-    assert fused.members == ("slowonly_r50_8x8x1_k400", "my_other_ft")
-    plain.update(name="bad_fusion", members=["nope"], member_weights=[1.0])
+    fusion = ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion").to_index_dict()
+    fusion.update(
+        Name="my_fusion", Alias=[], Members=["slowonly_r50_8x8x1_k400", "other"], **{"Member Weights": [2, 1]}
+    )
+    fused = ix.register_model_entry(fusion)
+    assert fused.members == ("slowonly_r50_8x8x1_k400", "my_other_ft") and fused.member_weights == (2.0, 1.0)
+    fusion.update(Name="bad_fusion", Members=["nope"], **{"Member Weights": [1.0]})
     with pytest.raises(ValueError, match="unknown member 'nope'"):
-        ix.register_model_entry(plain)
+        ix.register_model_entry(fusion)
+    with pytest.raises(ix.ModelIndexError, match=r"model_index.yml schema .*to_index_dict"):
+        ix.register_model_entry(ix.get_model_info("slowonly_r50_8x8x1_k400").to_dict())  # the read-only JSON form
     broken = _custom_model("broken", [])
     del broken["Num Classes"]
     with pytest.raises(ix.ModelIndexError, match="model 'broken': missing required key 'Num Classes'"):

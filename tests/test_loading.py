@@ -188,8 +188,8 @@ def test_timm_registration_does_not_import_timm_eagerly():
     code = (
         "import sys, slowonly_zoo\n"
         "assert 'timm' not in sys.modules\n"
-        "slowonly_zoo.register_model_entry(dict(slowonly_zoo.get_model_info('slowonly_r50_8x8x1_k400').to_dict(),"
-        " name='my_finetuned_slowonly', aliases=[], config=None))\n"
+        "slowonly_zoo.register_model_entry(dict(slowonly_zoo.get_model_info('slowonly_r50_8x8x1_k400').to_index_dict(),"
+        " Name='my_finetuned_slowonly', Alias=[], Config=None))\n"
         "import timm\n"
         "names = timm.list_models('*slowonly*', pretrained=True)\n"
         "assert len(names) == 26 and 'my_finetuned_slowonly' in names, names\n"

@@ -26,39 +26,26 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import yaml
 
-if TYPE_CHECKING:
-    from slowonly_zoo.index import Architecture, Checkpoint, ModelEntry, ReportedResult, TestProtocol
-
-
-def _load_index_module() -> ModuleType:
-    """``slowonly_zoo/index.py`` without importing the package: its ``__init__`` loads the very index this
-    script writes (and imports torch). Reuses the package's module when it is already imported (tests)."""
-    loaded = sys.modules.get("slowonly_zoo.index")
-    if loaded is not None:
-        return loaded
-    path = Path(__file__).resolve().parents[1] / "slowonly_zoo" / "index.py"
-    spec = importlib.util.spec_from_file_location("_slowonly_zoo_index_for_build", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
-
-
-_index = _load_index_module()
-FLOW_MEAN, FLOW_STD, RGB_MEAN, RGB_STD = _index.FLOW_MEAN, _index.FLOW_STD, _index.RGB_MEAN, _index.RGB_STD
-Architecture, Checkpoint, ModelEntry = _index.Architecture, _index.Checkpoint, _index.ModelEntry
-ReportedResult, TestProtocol = _index.ReportedResult, _index.TestProtocol
+# The records only (standard library + PyYAML): the package's index would load the very file this script writes.
+from slowonly_zoo.index.records import (
+    FLOW_MEAN,
+    FLOW_STD,
+    RGB_MEAN,
+    RGB_STD,
+    Architecture,
+    Checkpoint,
+    ModelEntry,
+    ReportedResult,
+    TestProtocol,
+)
 
 COLLECTION = "SlowOnly"
 CONFIG_DIR = "configs/recognition/slowonly/"

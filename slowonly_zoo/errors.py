@@ -1,0 +1,176 @@
+"""Every exception slowonly-zoo raises on purpose, under one base class.
+
+Each class keeps the builtin parent callers may already catch (``KeyError`` for an unknown name, ``ValueError``
+for a bad value, ``RuntimeError`` for a failed operation), and all of them derive from :class:`SlowOnlyZooError`,
+so ``except slowonly_zoo.SlowOnlyZooError`` catches exactly the errors whose message is a complete sentence for the
+user (what went wrong, and what to do instead). The command line prints those without a traceback. (The layout
+follows huggingface_hub's ``errors.py``: one module, one base, builtin parents kept.)
+
+The modules that raise them re-export the names they always had (``slowonly_zoo.index.UnknownModelError``,
+``slowonly_zoo.weights.download.DownloadError``, ...), so either import works. This module imports nothing but
+the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .weights.sources import SourceAttempt
+
+__all__ = [
+    "AnnotationError",
+    "BadInputError",
+    "CLIError",
+    "CheckpointMismatchError",
+    "ChecksumMismatchError",
+    "ConfigError",
+    "DownloadError",
+    "FrameReadError",
+    "HTTPAccessError",
+    "InferenceError",
+    "ModelIndexError",
+    "RunMismatchError",
+    "ScoreMismatchError",
+    "SlowOnlyZooError",
+    "UnknownModelError",
+    "UnsafeCheckpointError",
+    "VideoDecodeError",
+    "WeightsNotFoundError",
+]
+
+
+class SlowOnlyZooError(Exception):
+    """Base of every error slowonly-zoo raises on purpose; its message says what to do instead."""
+
+
+# --------------------------------------------------------------------------------------------------
+# configuration and command line
+# --------------------------------------------------------------------------------------------------
+
+
+class ConfigError(SlowOnlyZooError, ValueError):
+    """A ``SLOWONLY_ZOO_*`` environment variable holds a value of the wrong kind (see :mod:`slowonly_zoo.config`)."""
+
+
+class CLIError(SlowOnlyZooError, ValueError):
+    """A user error found by the command line itself (a bad combination of options); exit status 1."""
+
+
+# --------------------------------------------------------------------------------------------------
+# index
+# --------------------------------------------------------------------------------------------------
+
+
+class ModelIndexError(SlowOnlyZooError, ValueError):
+    """A malformed index file or entry, or a name that clashes with one already in the index."""
+
+
+class UnknownModelError(SlowOnlyZooError, KeyError):
+    """No model has this name or alias. ``suggestions`` holds the closest canonical names."""
+
+    def __init__(self, name: str, suggestions: Iterable[str] = ()) -> None:
+        self.name = name
+        self.suggestions: tuple[str, ...] = tuple(suggestions)
+        super().__init__(name)
+
+    def __str__(self) -> str:  # KeyError.__str__ would repr() the bare key
+        msg = f"unknown SlowOnly model {self.name!r}."
+        if self.suggestions:
+            msg += " Did you mean: " + ", ".join(self.suggestions) + "?"
+        return msg + " See slowonly_zoo.list_models() (or `slowonly-zoo list`) for every name."
+
+
+# --------------------------------------------------------------------------------------------------
+# weights
+# --------------------------------------------------------------------------------------------------
+
+
+class CheckpointMismatchError(SlowOnlyZooError, RuntimeError):
+    """A state dict does not fit the model: the message names every missing, unexpected or mis-shaped key."""
+
+
+class UnsafeCheckpointError(SlowOnlyZooError, RuntimeError):
+    """A ``.pth`` file holds objects that only arbitrary unpickling could restore; it is not loaded."""
+
+
+class DownloadError(SlowOnlyZooError, RuntimeError):
+    """A download failed; the message says why and what to try next. No file is left at the destination."""
+
+
+class HTTPAccessError(DownloadError):
+    """The server answered with a definitive refusal (404/410 not found, 401/403 forbidden): not retried."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes do not hash to the expected sha256 prefix (the file was deleted)."""
+
+
+class WeightsNotFoundError(SlowOnlyZooError, RuntimeError):
+    """No source produced verified weights. ``attempts`` lists each source tried and why it failed."""
+
+    def __init__(self, message: str, name: str, attempts: tuple[SourceAttempt, ...] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.attempts = attempts
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+
+
+class AnnotationError(SlowOnlyZooError, ValueError):
+    """A malformed annotation line (``path`` and 1-based ``line`` say where)."""
+
+    def __init__(self, path: str | os.PathLike[str], line: int, reason: str, text: str = "") -> None:
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        shown = f": {text!r}" if text else ""
+        super().__init__(f"{self.path}, line {line}: {reason}{shown}")
+
+
+class VideoDecodeError(SlowOnlyZooError, RuntimeError):
+    """A video could not be opened or decoded. ``path`` is the file, ``reason`` what went wrong."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot decode video {self.path!r}: {reason}")
+
+
+class FrameReadError(SlowOnlyZooError, RuntimeError):
+    """A frame file is missing or cannot be decoded. ``path`` names the file, ``reason`` what went wrong."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read frame {self.path!r}: {reason}")
+
+
+# --------------------------------------------------------------------------------------------------
+# inference and evaluation
+# --------------------------------------------------------------------------------------------------
+
+
+class InferenceError(SlowOnlyZooError, ValueError):
+    """A user-facing problem with the inputs or options (wrong modality, bad list file, ...)."""
+
+
+class BadInputError(SlowOnlyZooError, RuntimeError):
+    """A video could not be turned into views (``strict=True`` turns the first such video into this error)."""
+
+
+class RunMismatchError(SlowOnlyZooError, RuntimeError):
+    """The output folder holds results of a different evaluation, so they cannot be resumed."""
+
+
+class ScoreMismatchError(SlowOnlyZooError, ValueError):
+    """The score files to fuse do not cover the same videos, labels or classes."""

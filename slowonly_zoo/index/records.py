@@ -1,0 +1,237 @@
+"""The records of the model index: frozen dataclasses for every model, its architecture, test protocol, reported
+results and checkpoint. Pure data (standard library only): reading and writing them is :mod:`.schema`, looking
+them up is :mod:`.registry`."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelIndexError
+
+__all__ = [
+    "FLOW_MEAN",
+    "FLOW_STD",
+    "RGB_MEAN",
+    "RGB_STD",
+    "Architecture",
+    "Checkpoint",
+    "ModelEntry",
+    "ReportedResult",
+    "TestProtocol",
+]
+
+# Normalisation constants of mmaction2's pipelines (the 0.x configs' `img_norm_cfg`). The only place they are written:
+# tools/build_index.py imports them, and an index entry without explicit Mean/Std gets them from here.
+#: ``Normalize`` for RGB frames: (x - mean) / std per channel, channel order RGB, 0..255 input.
+RGB_MEAN: tuple[float, ...] = (123.675, 116.28, 103.53)
+RGB_STD: tuple[float, ...] = (58.395, 57.12, 57.375)
+#: ``Normalize`` for flow frames: (x - 128) / 128 per channel, channel 0 = x flow, channel 1 = y flow.
+FLOW_MEAN: tuple[float, ...] = (128.0, 128.0)
+FLOW_STD: tuple[float, ...] = (128.0, 128.0)
+
+_CROPS = {"three": 3, "center": 1}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the network looks like (everything ``SlowOnly(...)`` needs besides ``num_classes``)."""
+
+    depth: int  #: 50 or 101
+    non_local: bool  #: embedded-gaussian non-local blocks after layer2.{0,2} and layer3.{0,2,4}
+    in_channels: int  #: 3 for RGB, 2 for flow
+    modality: str  #: 'rgb' or 'flow'
+    with_pool1: bool  #: stem max-pool (False only for Something-Something V1)
+    clip_len: int  #: frames per clip (T at the input and at layer4)
+    frame_interval: int  #: temporal stride between sampled frames
+
+
+@dataclass(frozen=True)
+class TestProtocol:
+    """mmaction2's test pipeline for this checkpoint (the 0.x config's ``test_pipeline``): how to turn one
+    video into views."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+
+    num_clips: int  #: clips sampled uniformly over the video (``SampleFrames(test_mode=True)``)
+    clip_len: int
+    frame_interval: int
+    resize_short: int | None  #: ``Resize(-1, resize_short)``; None = no resize (K600/K700)
+    crop: str  #: 'three' (``ThreeCrop``: left, right, middle) or 'center' (``CenterCrop``)
+    crop_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    normalize: str  #: 'rgb' ((x - mean) * (1/std), cv2 float32) or 'flow' ((x - 128) / 128)
+    average_clips: str  #: 'prob': softmax per view, then mean over views
+    data_format: str  #: 'rawframes' (RawframeDataset) or 'video' (VideoDataset)
+    filename_tmpl: str | None  #: frame file name template for rawframes, None for videos
+    start_index: int  #: 1 for rawframes, 0 for videos
+
+    @property
+    def num_crops(self) -> int:
+        """Spatial crops per clip: 3 for 'three', 1 for 'center'."""
+        return _CROPS[self.crop]
+
+    @property
+    def num_views(self) -> int:
+        """Views per video (crops x clips): 30 normally, 10 for the GYM99 flow model."""
+        return self.num_crops * self.num_clips
+
+
+@dataclass(frozen=True)
+class ReportedResult:
+    """One README row naming this checkpoint. Accuracies in percent; None where the row gives none."""
+
+    dataset: str
+    top1: float | None = None
+    top5: float | None = None
+    mean_class_accuracy: float | None = None
+    inference_time: float | None = None  #: videos/s from upstream's benchmark script (random weights)
+    inference_frames: str | None = None  #: the README's note next to the inference time, e.g. '40x3 frames'
+    gpu_mem: int | None = None  #: training GPU memory in MB
+    resolution: str | None = None  #: the row's resolution column ('short-side 320', '340x256', ...)
+    training_resources: str | None = None  #: the row's gpus column ('8x2', ...)
+    section: str | None = None  #: README section title ('Kinetics-400 Data Benchmark', ...)
+    row: int | None = None  #: 1-based row number inside that section's table
+    source_config: str | None = None  #: config name shown in the row (None where the row shows 'x')
+    task: str = "Action Recognition"
+
+    @property
+    def source(self) -> str:
+        """Where the numbers come from, for humans: 'README § <section>, row <n> (<config>)'."""
+        where = f"README § {self.section or '?'}, row {self.row if self.row is not None else '?'}"
+        return f"{where} ({self.source_config})" if self.source_config else where
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The upstream checkpoint file. ``sha256_prefix`` is the first 8 hex digits of its SHA-256 (the
+    ``-xxxxxxxx.pth`` suffix of every upstream file name)."""
+
+    url: str
+    filename: str
+    sha256_prefix: str
+    log_url: str | None = None
+    json_url: str | None = None
+    hf_hub_id: str | None = None
+    previous_filenames: tuple[str, ...] = ()  #: names the same model was first published under (other bytes)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """Everything known about one model. Ensemble entries (``members`` non-empty) have no architecture,
+    protocol or checkpoint of their own: they combine the scores of their members."""
+
+    name: str
+    aliases: tuple[str, ...]
+    config: str | None  #: upstream config path, e.g. 'configs/recognition/slowonly/x.py'
+    collection: str
+    dataset: str  #: evaluation dataset, e.g. 'Kinetics-400'
+    num_classes: int  #: head size (400 for GYM99, whose labels are only 0..98)
+    label_file: str | None  #: 'labels/<x>.txt' inside the package, or an absolute path
+    pretrain: str | None  #: 'ImageNet', 'Kinetics-400' or None (from scratch)
+    train_resolution: str | None  #: frames trained on: 'short-side 320', '340x256', ...
+    architecture: Architecture | None  #: None only for ensembles
+    protocol: TestProtocol | None  #: None only for ensembles
+    results: tuple[ReportedResult, ...]  #: primary README row first, then rows reusing this checkpoint
+    checkpoint: Checkpoint | None
+    params: int | None  #: parameter count of the full recognizer
+    members: tuple[str, ...] = ()  #: canonical names fused by an ensemble entry
+    member_weights: tuple[float, ...] = ()  #: score weights of the members (1:1 -> (1.0, 1.0))
+    training_data: str | None = None  #: e.g. 'Kinetics-400 + OmniSource'
+    epochs: int | None = None
+
+    # -- convenience ------------------------------------------------------------------------------
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
+
+    @property
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint is not None
+
+    @property
+    def primary_result(self) -> ReportedResult | None:
+        """The README row this entry was made from (the first one naming the checkpoint)."""
+        return self.results[0] if self.results else None
+
+    @property
+    def label_path(self) -> Path | None:
+        """Filesystem path of the label file (None when the entry has none)."""
+        if self.label_file is None:
+            return None
+        p = Path(self.label_file)
+        if p.is_absolute():
+            return p
+        return Path(str(resources.files("slowonly_zoo").joinpath(self.label_file)))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class names in label order, read lazily from the label file; () when the entry has none.
+
+        The file may hold fewer names than the head has outputs (GYM99: 99 names, 400-way head), never more.
+        """
+        path = self.label_path
+        if path is None:
+            return ()
+        names = _read_label_file(str(path))
+        if len(names) > self.num_classes:
+            raise ModelIndexError(
+                f"{self.name}: label file {path} has {len(names)} names but the head has only "
+                f"{self.num_classes} outputs; fix 'Label File' or 'Num Classes' in the index."
+            )
+        return names
+
+    # -- serialisation ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with the dataclass field names (tuples become lists), plus derived values."""
+        d = _jsonable(dataclasses.asdict(self))
+        if self.protocol is not None:
+            d["protocol"]["num_views"] = self.protocol.num_views
+        d["is_ensemble"] = self.is_ensemble
+        return d
+
+    def to_index_dict(self) -> dict[str, Any]:
+        """This entry in the ``model_index.yml`` schema (the inverse of :meth:`from_index_dict`)."""
+        from .schema import entry_to_index
+
+        return entry_to_index(self)
+
+    @classmethod
+    def from_index_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> ModelEntry:
+        """Build an entry from one item of the index's ``Models:`` list (the ``model_index.yml`` schema, the
+        inverse of :meth:`to_index_dict`); errors name ``origin``."""
+        from .schema import entry_from_index
+
+        return entry_from_index(data, origin)
+
+
+@functools.lru_cache(maxsize=64)
+def _read_label_file(path: str) -> tuple[str, ...]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ModelIndexError(f"cannot read label file {path}: {exc}") from exc
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    names = tuple(line.rstrip("\r") for line in lines)
+    blank = [i + 1 for i, n in enumerate(names) if not n.strip()]
+    if blank:
+        raise ModelIndexError(f"label file {path} has blank lines at {blank[:5]}; one class name per line")
+    return names
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
