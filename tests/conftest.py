@@ -1,4 +1,5 @@
-"""Shared test setup: the tests directory on sys.path (for reference.py and friends), paths to ../shared."""
+"""Shared fixtures: the tests directory on sys.path (for the helper modules), the real clips, an isolated weights
+cache and index per test, and the loopback HTTP server."""
 
 from __future__ import annotations
 
@@ -7,20 +8,16 @@ from pathlib import Path
 
 import pytest
 
-TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
-SHARED = REPO_ROOT.parent / "shared"
-VIDEOS = SHARED / "videos"
+_TESTS_DIR = Path(__file__).resolve().parent
+if str(_TESTS_DIR) not in sys.path:  # the helper modules (support.py, reference.py, ...) import by plain name
+    sys.path.insert(0, str(_TESTS_DIR))
 
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
+from support import VIDEOS, require_shared  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_videos() -> Path:
-    if not VIDEOS.is_dir():
-        pytest.skip(f"the real test clips are not at {VIDEOS} (../shared/videos beside the repository)")
-    return VIDEOS
+    return require_shared(VIDEOS)
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +42,12 @@ def _isolated_index():
     yield
     registry = index._registry()
     registry.entries, registry.origins, registry.lookup = (dict(d) for d in saved)
+
+
+@pytest.fixture()
+def server():
+    """A fault-injecting HTTP server on 127.0.0.1 (tests/loopback_server.py), stopped after the test."""
+    from loopback_server import LoopbackServer
+
+    with LoopbackServer() as srv:
+        yield srv

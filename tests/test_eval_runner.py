@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_eval_support import NUM_CLASSES, VIEWS, ListDataset, TinyVideoNet, reference_probs
+from eval_support import NUM_CLASSES, VIEWS, ListDataset, TinyVideoNet, reference_probs
 
 from slowonly_zoo.evaluation import BadInputError, RunMismatchError, evaluate, read_scores
 from slowonly_zoo.evaluation.metrics import compute_metrics
@@ -120,7 +120,7 @@ _AFTER_OPENCV_SCRIPT = textwrap.dedent(
     for _ in range(5):  # OpenCV's worker threads now exist in this process, and DataLoader workers fork from it
         cv2.resize(np.zeros((1500, 1500, 3), np.uint8), (700, 500))
     from slowonly_zoo.evaluation import evaluate
-    from test_eval_support import ListDataset, TinyVideoNet, VIEWS
+    from eval_support import ListDataset, TinyVideoNet, VIEWS
     r = evaluate(TinyVideoNet(), ListDataset(4), out_dir=sys.argv[1], num_workers=1, batch_views=2 * VIEWS,
                  views_per_video=VIEWS, progress=False)
     print("evaluated", r.num_evaluated)
@@ -147,7 +147,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import sys, torch
     torch.set_num_threads(1)
     from slowonly_zoo.evaluation import evaluate
-    from test_eval_support import ListDataset, TinyVideoNet, VIEWS
+    from eval_support import ListDataset, TinyVideoNet, VIEWS
     evaluate(TinyVideoNet(), ListDataset(16, bad={3: "missing"}, delay=0.15), out_dir=sys.argv[1], num_workers=0,
              batch_views=2 * VIEWS, views_per_video=VIEWS, progress=False)
     """
@@ -191,7 +191,7 @@ _DIST_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     from slowonly_zoo.evaluation import evaluate
-    from test_eval_support import ListDataset, TinyVideoNet, VIEWS
+    from eval_support import ListDataset, TinyVideoNet, VIEWS
     r = evaluate(TinyVideoNet(), ListDataset(11, bad={4: "corrupt"}), out_dir=sys.argv[1], num_workers=0,
                  batch_views=2 * VIEWS, views_per_video=VIEWS, progress=False, device="cpu")
     rank = os.environ["RANK"]

@@ -19,16 +19,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
-from slowonly_zoo.evaluation import BadInputError, exit_status, read_scores, verify
-from slowonly_zoo.index import get_model_info, register_model_entry
-
-pytest.importorskip("slowonly_zoo.data.dataset", reason="the data layer's TestDataset is not available yet")
-
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo.data.pipeline import TestPipeline
+from slowonly_zoo.evaluation import BadInputError, exit_status, read_scores, verify
 from slowonly_zoo.factory import create_model
+from slowonly_zoo.index import get_model_info, register_model_entry
 
 GOOD_VIDEOS = {"archery.avi": 5, "arm_wrestling.mp4": 6, "cleaning_pool_32f.mp4": 62, "chaplin.mp4": 0}
 

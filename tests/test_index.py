@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from support import SEED_README, require_shared
 
 from slowonly_zoo import index as ix
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_README = REPO.parent / "shared" / "seed" / "slowonly_README.md"
 PACKAGED = REPO / "slowonly_zoo" / "model_index.yml"
 
-# issue 2, "Canonical names": canonical name -> checkpoint suffix (None: the ensemble)
+# The canonical names (README "Model index"): canonical name -> checkpoint suffix (None: the ensemble)
 CANONICAL = {
     "slowonly_r50_4x16x1_k400": "a69556c6",
     "slowonly_r50_4x16x1_k400_256p": "bea7701f",
@@ -113,8 +113,7 @@ def _load_build_index():
 
 
 def test_committed_index_is_the_generator_output() -> None:
-    if not SEED_README.is_file():
-        pytest.skip(f"seed README not found at {SEED_README} (the ../shared folder next to the checkout)")
+    require_shared(SEED_README)
     rendered = _load_build_index().render(SEED_README.read_text(encoding="utf-8"))
     committed = PACKAGED.read_bytes()
     assert rendered.encode("utf-8") == committed, (
@@ -197,8 +196,7 @@ def test_unknown_name_suggests_close_names() -> None:
 
 
 def test_every_readme_checkpoint_is_in_exactly_one_entry() -> None:
-    if not SEED_README.is_file():
-        pytest.skip(f"seed README not found at {SEED_README}")
+    require_shared(SEED_README)
     urls = set(re.findall(r"\[ckpt\]\((https://[^)\s]+)\)", SEED_README.read_text(encoding="utf-8")))
     assert len(urls) == 25
     entries = [ix.get_model_info(n) for n in ix.list_models()]
@@ -409,8 +407,7 @@ def test_register_model_entry(fresh_index: pytest.MonkeyPatch) -> None:
 
 
 def test_generator_refuses_unmapped_rows() -> None:
-    if not SEED_README.is_file():
-        pytest.skip(f"seed README not found at {SEED_README}")
+    require_shared(SEED_README)
     build = _load_build_index()
     text = SEED_README.read_text(encoding="utf-8")
     jester_row = next(line for line in text.splitlines() if "-b56a5389.pth)" in line)

@@ -7,15 +7,13 @@ import logging
 
 import pytest
 import torch
-from conftest import REPO_ROOT, SHARED
+from support import KEYS_DIR, REPO_ROOT, require_shared
 from upstream_checkpoints import randomized_upstream_state_dict, save_published, write_upstream_checkpoint
 
 import slowonly_zoo
 from slowonly_zoo.factory import build_architecture
 from slowonly_zoo.weights.checkpoint import UnsafeCheckpointError, read_state_dict
 from slowonly_zoo.weights.convert import CheckpointMismatchError, upstream_to_zoo, zoo_to_upstream
-
-KEYS_DIR = SHARED / "reference" / "keys"
 
 
 def _family(entry) -> str:
@@ -38,9 +36,7 @@ def test_there_are_25_single_checkpoint_models():
 def test_upstream_key_layout_matches_the_reference_key_lists(name):
     """Every entry's architecture, written in upstream layout, has exactly the reference file's keys, shapes,
     dtypes and order (the head sized for the entry's dataset)."""
-    tsv = KEYS_DIR / f"{_family(slowonly_zoo.get_model_info(name))}.tsv"
-    if not tsv.exists():
-        pytest.skip(f"reference key lists not at {KEYS_DIR}")
+    tsv = require_shared(KEYS_DIR / f"{_family(slowonly_zoo.get_model_info(name))}.tsv")
     entry = slowonly_zoo.get_model_info(name)
     with open(tsv) as handle:
         rows = list(csv.reader(handle, delimiter="\t"))[1:]

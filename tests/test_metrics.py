@@ -79,7 +79,7 @@ def _upstream_accuracy_module():
     """mmaction2's ``accuracy.py`` (identical in 0.x and 1.x for these two functions), loaded on its own."""
     spec = importlib.util.find_spec("mmaction")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip(
+        pytest.fail(
             "mmaction2 (the test-only reference) is not installed: "
             "pip install --no-deps -r tests/reference-requirements.txt"
         )

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from support import REPO_ROOT
 
 
 def test_model_table_is_generated_from_the_index():

@@ -26,12 +26,6 @@ def _payload(seed: int) -> tuple[bytes, str, str]:
     return data, sha, f"/mmaction/recognition/slowonly/test_ckpt_{seed}-{sha[:8]}.pth"
 
 
-@pytest.fixture()
-def server():
-    with LoopbackServer() as srv:
-        yield srv
-
-
 def _fetch(server: LoopbackServer, path: str, dest: Path, prefix: str, **kw):
     kw.setdefault("retries", 3)
     kw.setdefault("backoff", 0.01)

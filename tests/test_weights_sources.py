@@ -12,18 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 from loopback_server import Fault, LoopbackServer
-from safetensors import safe_open
-from weights_helpers import fetch_in_child, make_entry, upstream_url, write_tiny_checkpoint
+from weights_helpers import fetch_in_child, make_entry, read_tensors, upstream_url, write_tiny_checkpoint
 
 from slowonly_zoo.weights import cache
 from slowonly_zoo.weights.checkpoint import read_upstream_checkpoint
 from slowonly_zoo.weights.sources import UPSTREAM_PREFIX, WeightsNotFoundError, fetch_weights, fetch_weights_report
-
-
-@pytest.fixture()
-def server():
-    with LoopbackServer() as srv:
-        yield srv
 
 
 @pytest.fixture(autouse=True)
@@ -41,14 +34,9 @@ def _served(server: LoopbackServer, ckpt: Path, prefix: str = "", **kw) -> tuple
     return path, server.add(path, ckpt.read_bytes(), **kw)
 
 
-def _tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), framework="pt") as fh:
-        return {k: fh.get_tensor(k) for k in fh.keys()}
-
-
 def _assert_same_as_original(cached: Path, original: Path) -> None:
     want = read_upstream_checkpoint(original)
-    got = _tensors(cached)
+    got = read_tensors(cached)
     assert sorted(got) == sorted(want)
     for key in want:
         assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key

@@ -17,19 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 from loopback_server import Fault, LoopbackServer
-from safetensors import safe_open
-from weights_helpers import make_entry, write_tiny_checkpoint
+from weights_helpers import make_entry, read_tensors, write_tiny_checkpoint
 
 from slowonly_zoo.weights import cache
 from slowonly_zoo.weights.checkpoint import read_state_dict, read_upstream_checkpoint
 from slowonly_zoo.weights.sources import fetch_weights_report
 from slowonly_zoo.weights.transfer import download, export, import_files
-
-
-@pytest.fixture()
-def server():
-    with LoopbackServer() as srv:
-        yield srv
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +31,6 @@ def _fast(monkeypatch):
     monkeypatch.setenv("SLOWONLY_ZOO_BACKOFF", "0.01")
     monkeypatch.setenv("SLOWONLY_ZOO_PROGRESS", "0")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-
-
-def _tensors(path: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(path), framework="pt") as fh:
-        return {k: fh.get_tensor(k) for k in fh.keys()}
 
 
 def _assert_bit_identical(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
@@ -89,7 +77,7 @@ def test_import_recognises_named_renamed_damaged_and_unknown_files(tmp_path, ser
         check = cache.check_cached(entry.name, full=True)
         assert check.ok and check.record.source_kind == "import"
         assert check.record.original_sha256 == hashlib.sha256(original.read_bytes()).hexdigest()
-        _assert_bit_identical(_tensors(check.path), read_upstream_checkpoint(original))
+        _assert_bit_identical(read_tensors(check.path), read_upstream_checkpoint(original))
     assert not cache.check_cached(entry_c.name).ok
 
     # Imported weights serve fetch_weights (its URLs are dead) and offline use; importing again is a no-op.
@@ -179,7 +167,7 @@ def test_export_round_trip_full_r50_is_bit_identical(tmp_path):
 
     # Exporting straight from the .pth gives the same tensors and metadata.
     again = export(entry.name, tmp_path / "export2", weights_path=renamed)
-    _assert_bit_identical(_tensors(again.weights), want)
+    _assert_bit_identical(read_tensors(again.weights), want)
     assert again.source_sha256 == exported.source_sha256
 
 
@@ -223,7 +211,7 @@ def test_hub_source_via_loopback_hub(tmp_path, server, monkeypatch):
     result = fetch_weights_report(entry)
     assert result.record.source == f"hf://zoo-test/pinned@{commit}" and result.record.source_kind == "hf"
     assert result.attempts[-1].kind == "huggingface" and result.attempts[-1].error is None
-    _assert_bit_identical(_tensors(result.path), read_upstream_checkpoint(ckpt))
+    _assert_bit_identical(read_tensors(result.path), read_upstream_checkpoint(ckpt))
     assert cache.check_cached(entry.name, full=True).ok
     assert server.gets("/upstream/" + ckpt.name) == []
 
@@ -247,7 +235,7 @@ def test_hub_source_via_loopback_hub(tmp_path, server, monkeypatch):
     hf_attempt = next(a for a in result2.attempts if a.kind == "huggingface")
     assert hf_attempt.location == f"zoo-org/{entry2.name}" and "converted from a file with sha256" in hf_attempt.error
     assert result2.record.source_kind == "mirror"
-    _assert_bit_identical(_tensors(result2.path), read_upstream_checkpoint(ckpt))
+    _assert_bit_identical(read_tensors(result2.path), read_upstream_checkpoint(ckpt))
 
     # 4. A repository that does not exist on the "Hub": a clear reason, then the next source.
     entry3 = make_entry(ckpt, url=dead, hf_hub_id="zoo-test/absent")
@@ -266,4 +254,4 @@ def test_import_an_export_folder(tmp_path):
     check = cache.check_cached(entry.name, full=True)
     assert check.ok and check.record.original_sha256 == exported.source_sha256
     assert check.path.stat().st_ino != exported.weights.stat().st_ino  # a copy, not a link to the user's file
-    _assert_bit_identical(_tensors(check.path), read_upstream_checkpoint(ckpt))
+    _assert_bit_identical(read_tensors(check.path), read_upstream_checkpoint(ckpt))

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from upstream_checkpoints import save_published
 
 from slowonly_zoo.index import Checkpoint, ModelEntry, get_model_info, register_model_entry
@@ -44,6 +45,12 @@ def write_tiny_checkpoint(directory: Path, seed: int, stem: str | None = None) -
     """Write a small upstream-format checkpoint named ``<stem>-<sha256[:8]>.pth``; return its path."""
     stem = stem or f"slowonly_test_r50_8x8x1_seed{seed}_20240101"
     return save_published(tiny_upstream_state_dict(seed), Path(directory), stem)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file, read with safetensors itself (not the package's reader)."""
+    with safe_open(str(path), framework="pt") as fh:
+        return {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 - safe_open is no dict
 
 
 def upstream_url(filename: str) -> str:
