@@ -4,7 +4,7 @@
     python benchmarks/run.py --only forward preprocess --repeats 5
     python benchmarks/run.py --quick         # smaller forward shapes, one repeat: a smoke run
 
-Sections (issue 6):
+Sections:
   peak        the machine's measured fp32 / bf16 matmul throughput (GFLOP/s), the ceiling for the forward pass
   forward     model forward: a batch of 30 views of the 8x8x1 K400 protocol (3x8x256x256) and batch 1 at
               8x224x224; mmaction2 fp32 (the whole batch in one call, as its test loop does) vs slowonly-zoo as
@@ -15,6 +15,9 @@ Sections (issue 6):
               the harness's data pipeline (default workers) and model alone, to show which one limits it
   load        create_model(pretrained=True) from a warm cache (safetensors) vs torch.load of the upstream .pth
   memory      peak RSS of each forward / pipeline / evaluation (each in a fresh subprocess, so peaks do not mix)
+  train       one SGD step of the 8x8x1 R50 (batch 8 x 3x8x224x224 fp32: forward, backward, clip, update), mmaction2
+              1.2.0 vs slowonly-zoo (channels-last 3D, foreach SGD, eager and compiled), with peak RSS; and the train
+              data pipeline (resize, random resized crop, flip) in clips/s on ../shared/videos
 
 Timings are min and median over --repeats runs after one warm-up, alternating the implementations so drift
 hits both alike. Ratios are mmaction2 time / slowonly-zoo time (> 1: slowonly-zoo is faster). The mmaction2
@@ -45,10 +48,10 @@ sys.path.insert(0, str(REPO / "tests"))
 VIDEOS = REPO.parent / "shared" / "videos"
 
 import slowonly_zoo  # noqa: E402
-from slowonly_zoo.inference import forward_views  # noqa: E402
 from slowonly_zoo.models.fuse import optimize_for_inference  # noqa: E402
+from slowonly_zoo.runtime import forward_views  # noqa: E402
 
-SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory")
+SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory", "train")
 
 
 # -- timing helpers ----------------------------------------------------------------------------------------------
@@ -119,7 +122,7 @@ def reference_and_zoo(name: str, seed: int = 0):
 
 def zoo_forward(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """slowonly-zoo's forward over a batch of views as it runs them on this device (one view per pass on CPU)."""
-    return forward_views(model, x, x.device, x.shape[0], model)
+    return forward_views(model, x, x.device, x.shape[0])
 
 
 def native_bf16() -> bool:
@@ -248,7 +251,7 @@ def bench_preprocess(args) -> dict:
     results = {}
     for name in ("slowonly_r50_8x8x1_k400", "slowonly_r50_4x16x1_k400"):
         protocol = slowonly_zoo.get_model_info(name).protocol
-        pipeline = TestPipeline(protocol, fmt="video")
+        pipeline = TestPipeline(protocol, source_format="video")
         clips = _clips()
 
         def ours():
@@ -306,7 +309,7 @@ def zoo_verify_harness(model: torch.nn.Module, clips: list[Path], out_dir: Path)
     out_dir.mkdir(parents=True, exist_ok=True)
     ann = out_dir / "list.txt"
     ann.write_text("".join(f"{c.name} 0\n" for c in clips))
-    dataset = TestDataset(slowonly_zoo.get_model_info(E2E_MODEL), ann, clips[0].parent, fmt="video")
+    dataset = TestDataset(slowonly_zoo.get_model_info(E2E_MODEL), ann, clips[0].parent, source_format="video")
     evaluate(model, dataset, out_dir=out_dir / "run", progress=False, device="cpu", batch_views=30)
 
 
@@ -439,7 +442,7 @@ def child(task: str) -> None:
             from slowonly_zoo.data import TestPipeline
 
             for clip in _clips():
-                TestPipeline(protocol, fmt="video")(clip)
+                TestPipeline(protocol, source_format="video")(clip)
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workload == "e2e" else 0.0
     print(f"{before} {_proc_status_mb('VmHWM')} {workers}")
 
@@ -464,13 +467,180 @@ def bench_memory(args) -> dict:
     return results
 
 
+TRAIN_MODEL = "slowonly_r50_8x8x1_k400"
+
+
+def _train_inputs(batch: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(batch, 3, 8, size, size, generator=gen), torch.randint(0, 400, (batch,), generator=gen)
+
+
+def _train_steps(batch: int, size: int, impls: tuple[str, ...]) -> dict[str, Callable[[], object]]:
+    """One SGD step (forward, CrossEntropy, backward, clip to 40, update) per implementation, from the same weights:
+    mmaction2 1.2.0's recognizer (the venv's reference: same backbone and head as 0.24.1) with ``torch.optim.SGD``
+    over all parameters (mmcv's default constructor) and ``clip_grad_norm_``, as mmcv's ``OptimizerHook`` runs it;
+    slowonly-zoo's ``train_step`` with ``build_sgd`` (foreach), channels-last 3D, eager and ``torch.compile``d."""
+    import torch.nn.functional as F
+
+    from slowonly_zoo.training import build_sgd, train_step
+
+    reference, zoo = reference_and_zoo(TRAIN_MODEL)
+    x, y = _train_inputs(batch, size)
+    steps: dict[str, Callable[[], object]] = {}
+    if "mmaction2" in impls:
+        reference.train()
+        ref_opt = torch.optim.SGD(reference.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+        def ref_step() -> None:
+            ref_opt.zero_grad()
+            loss = F.cross_entropy(reference.cls_head(reference.backbone(x)), y)
+            loss.backward()
+            params = [p for p in reference.parameters() if p.requires_grad and p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, max_norm=40, norm_type=2)
+            ref_opt.step()
+
+        steps["mmaction2 fp32"] = ref_step
+    else:
+        reference = None  # not measured: free it
+    zoo = zoo.train().to(memory_format=torch.channels_last_3d)
+    x_cl = x.contiguous(memory_format=torch.channels_last_3d)
+    opt = build_sgd(zoo, lr=0.01)
+    if "zoo" in impls:
+        steps["slowonly-zoo fp32"] = lambda: train_step(zoo, opt, x_cl, y, max_norm=40)
+    if "compiled" in impls:
+        compiled = torch.compile(zoo)
+        steps["slowonly-zoo fp32, compiled"] = lambda: train_step(compiled, opt, x_cl, y, max_norm=40)
+    if "bf16" in impls and native_bf16():
+        steps["slowonly-zoo bf16 autocast"] = lambda: train_step(
+            zoo, opt, x_cl, y, max_norm=40, autocast_dtype=torch.bfloat16
+        )
+    return steps
+
+
+def train_child(impl: str, batch: int, size: int) -> None:
+    """Print (RSS before, peak RSS during) in MB of the first training step of ``impl`` (model and input built,
+    optimizer state not yet), in this fresh process: what a step needs, allocator pools not yet warm."""
+    (step,) = _train_steps(batch, size, (impl,)).values()
+    before = _proc_status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    step()
+    print(f"{before} {_proc_status_mb('VmHWM')}")
+
+
+def _train_memory(impl: str, batch: int, size: int) -> tuple[float, float]:
+    code = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import run; "
+        f"run.train_child({impl!r}, {batch}, {size})"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the {impl} training-memory child failed:\n{out.stderr[-3000:]}")
+    before, peak = out.stdout.strip().splitlines()[-1].split()
+    return float(before), float(peak)
+
+
+def _mmaction_train_pipeline():
+    """mmaction2 1.2.0's train pipeline of the 8x8x1 K400 recipe on a video, with PyAV as decoder (decord is not a
+    dependency here), and 0.x's Normalize on the result (1.x normalises in its data preprocessor)."""
+    from reference import import_mmaction
+
+    import_mmaction()
+    from mmaction.datasets.transforms import (
+        Flip,
+        FormatShape,
+        PyAVDecode,
+        PyAVInit,
+        RandomResizedCrop,
+        Resize,
+        SampleFrames,
+    )
+    from mmcv.transforms import Compose
+
+    pipeline = Compose(
+        [
+            PyAVInit(),
+            SampleFrames(clip_len=8, frame_interval=8, num_clips=1),
+            PyAVDecode(),
+            Resize(scale=(-1, 256)),
+            RandomResizedCrop(),
+            Resize(scale=(224, 224), keep_ratio=False),
+            Flip(flip_ratio=0.5),
+            FormatShape(input_format="NCTHW"),
+        ]
+    )
+    mean = np.array([123.675, 116.28, 103.53], dtype=np.float32).reshape(1, 3, 1, 1, 1)
+    std = np.array([58.395, 57.12, 57.375], dtype=np.float32).reshape(1, 3, 1, 1, 1)
+
+    def run(path: Path) -> np.ndarray:
+        imgs = pipeline(dict(filename=str(path), label=0, start_index=0, modality="RGB"))["imgs"]
+        return (imgs.astype(np.float32) - mean) / std
+
+    return run
+
+
+def bench_train(args) -> dict:
+    """Training: one SGD step of the 8x8x1 R50 (batch 8 x 3x8x224x224, fp32; --quick: batch 2), slowonly-zoo vs
+    mmaction2 1.2.0 in-process on the same weights and input, with each one's peak RSS (fresh processes), plus
+    bf16 autocast where the CPU has native bf16; and the train data pipeline's clips/s on ../shared/videos."""
+    batch, size = (2, 224) if args.quick else (8, 224)
+    results: dict = {}
+    # memory first, while this process holds no models: the children need several GB each at batch 8
+    memory = {impl: _train_memory(impl, batch, size) for impl in ("mmaction2", "zoo")}
+    steps = _train_steps(batch, size, ("mmaction2", "zoo", "compiled", "bf16"))
+    start = time.perf_counter()
+    try:
+        steps["slowonly-zoo fp32, compiled"]()  # compiles forward and backward
+        compile_seconds: float | None = time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - a benchmark row, not a failure of the package
+        print(f"\ntorch.compile of the training step failed ({type(exc).__name__}: {exc}); row left out")
+        steps.pop("slowonly-zoo fp32, compiled")
+        compile_seconds = None
+    times = side_by_side(steps, args.repeats)
+    title = f"train step, batch {batch} x (3, 8, {size}, {size}) fp32: forward, backward, clip 40, SGD update"
+    ratios = print_ratios(title, times, "mmaction2 fp32", batch, "clips/s")
+    if compile_seconds is not None:
+        print(f"  one-time compilation of the compiled step (plus one run): {compile_seconds:.0f} s")
+    del steps
+    print(
+        "  peak RSS of the first step over the RSS before it, each in a fresh process: "
+        + "   ".join(f"{impl} +{peak - before:6.0f} MB (over {before:.0f})" for impl, (before, peak) in memory.items())
+    )
+    results["step"] = dict(
+        batch=batch, size=size, times=times, ratios=ratios, compile_seconds=compile_seconds, peak_rss_mb=memory
+    )
+    results["pipeline"] = bench_train_pipeline(args)
+    return results
+
+
+def bench_train_pipeline(args) -> dict:
+    """The train data pipeline of the 8x8x1 K400 recipe, clips/s on ../shared/videos, vs mmaction2 1.2.0's."""
+    from slowonly_zoo.training import TrainPipeline
+
+    clips = _clips()
+    ours = TrainPipeline(8, 8, resize_short=256, out_size=224, flip_ratio=0.5, source_format="video")
+    theirs = _mmaction_train_pipeline()
+    rng = np.random.default_rng(0)
+    rounds = 1 if args.quick else 3
+    times = side_by_side(
+        {
+            "mmaction2 (PyAV + cv2)": lambda: [theirs(c) for c in clips for _ in range(rounds)],
+            "slowonly-zoo": lambda: [ours(c, 0, rng) for c in clips for _ in range(rounds)],
+        },
+        args.repeats,
+    )
+    title = f"train pipeline 8x8x1 (resize 256, random resized crop 224, flip), {len(clips)} real clips x {rounds}"
+    ratios = print_ratios(title, times, "mmaction2 (PyAV + cv2)", len(clips) * rounds, "clips/s")
+    return dict(times=times, ratios=ratios)
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -502,6 +672,7 @@ def main() -> int:
         ("e2e", lambda: bench_e2e(args)),
         ("load", lambda: bench_load(args)),
         ("memory", lambda: bench_memory(args)),
+        ("train", lambda: bench_train(args)),
     ):
         if section in args.only:
             results[section] = fn()

@@ -35,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
         return 0
     for p in predictions:
-        print(f"{p.video} ({p.num_views} views)")
+        print(f"{p.video} ({p.num_views} view{'s' if p.num_views != 1 else ''})")
         for c in p.topk:
             print(f"  {c.prob:.4f}  {c.label}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from slowonly_zoo.cli import run_script  # a user error is one line, not a traceback
+
+    raise SystemExit(run_script(main))

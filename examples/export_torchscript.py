@@ -63,4 +63,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from slowonly_zoo.cli import run_script  # a user error is one line, not a traceback
+
+    raise SystemExit(run_script(main))

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 
 from slowonly_zoo.features import extract
-from slowonly_zoo.inference import expand_inputs
+from slowonly_zoo.inputs import expand_inputs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,4 +62,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from slowonly_zoo.cli import run_script  # a user error is one line, not a traceback
+
+    raise SystemExit(run_script(main))

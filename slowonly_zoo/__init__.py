@@ -6,50 +6,83 @@ test protocol.
     ['slowonly_r101_8x8x1_k400', 'slowonly_r101_8x8x1_k400_omni']
     >>> model = slowonly_zoo.create_model("slowonly_r50_8x8x1_k400", pretrained=True)  # doctest: +SKIP
 
+The public names below are imported on first use (PEP 562 module ``__getattr__``), so ``import slowonly_zoo``
+is fast and imports neither torch nor timm; ``slowonly_zoo.index`` never imports torch.
+
 Importing the package also registers every model with timm (``timm.create_model(name, pretrained=True)``):
 at once when timm is already imported, otherwise the moment it is (timm's import costs ~2 s, so the package does
-not import it for you).
+not import it for you). Entries added later with :func:`register_model_entry` are registered with timm too.
 """
 
 from __future__ import annotations
 
-import sys as _sys
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import index as _index
+from . import errors as _errors
+from . import progress as _progress  # noqa: F401 - puts the quiet switch on the "slowonly_zoo" logger
 from ._timm_hook import register_with_timm_when_imported as _register_with_timm_when_imported
-from .factory import create_model
-from .index import ModelEntry, UnknownModelError, get_model_info, list_models, resolve_name
-from .models import SlowOnly
 
 __version__ = "0.1.0"
 
+_LAZY: dict[str, str] = {
+    "ModelEntry": ".index",
+    "get_model_info": ".index",
+    "list_models": ".index",
+    "register_model_entry": ".index",
+    "resolve_name": ".index",
+    "SlowOnly": ".models",
+    "optimize_for_inference": ".models.fuse",
+    "create_model": ".factory",
+    "predict": ".inference",
+    "extract": ".features",
+    "verify": ".evaluation.verification",
+}
+"""Public name -> the module that defines it (imported when the name is first read)."""
 
-def register_model_entry(entry: ModelEntry | dict[str, Any]) -> ModelEntry:
-    """Add a model (e.g. your fine-tuned checkpoint with its URL and sha256) to the index and to timm.
-
-    Takes a :class:`ModelEntry` or a dict in the ``model_index.yml`` schema; a name that clashes with an existing
-    name or alias is an error. The entry then works with ``create_model(..., pretrained=True)``, the weights
-    sources, verification and ``slowonly-zoo verify``.
-    """
-    registered = _index.register_model_entry(entry)
-    if "timm" in _sys.modules:
-        from . import timm_registry
-
-        timm_registry.register_entry(registered)
-    return registered
-
-
-_register_with_timm_when_imported()
+_ERRORS: tuple[str, ...] = tuple(_errors.__all__)
+"""Every error class of :mod:`slowonly_zoo.errors`, re-exported as ``slowonly_zoo.<Name>``."""
 
 __all__ = [
     "ModelEntry",
     "SlowOnly",
-    "UnknownModelError",
     "__version__",
     "create_model",
+    "extract",
     "get_model_info",
     "list_models",
+    "optimize_for_inference",
+    "predict",
     "register_model_entry",
     "resolve_name",
+    "verify",
 ]
+__all__ += _errors.__all__
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time these come from __getattr__
+    from .errors import *  # noqa: F403
+    from .evaluation.verification import verify
+    from .factory import create_model
+    from .features import extract
+    from .index import ModelEntry, get_model_info, list_models, register_model_entry, resolve_name
+    from .inference import predict
+    from .models import SlowOnly
+    from .models.fuse import optimize_for_inference
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ERRORS:
+        return getattr(_errors, name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later reads skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+_register_with_timm_when_imported()

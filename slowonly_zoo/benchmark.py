@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import InferenceError
 from .index import get_model_info
-from .inference import InferenceError, default_device, inference_protocol, input_pipeline, load_model
+from .inference import inference_protocol, input_pipeline, load_model
+from .models.fuse import views_per_forward
+from .runtime import forward_views, resolve_device
 
 __all__ = ["benchmark", "synthetic_video"]
 
@@ -45,39 +48,55 @@ def synthetic_video(
     return path
 
 
+#: CPU defaults of :func:`benchmark` (upstream's 200 iterations would take over an hour on a CPU).
+CPU_ITERS, CPU_WARMUP, CPU_E2E_ITERS = 2, 1, 0
+
+
 def benchmark(
     name: str,
     *,
     device: str | torch.device | None = None,
     iters: int | None = None,
-    warmup: int = 5,
+    warmup: int | None = None,
     clips: int | None = None,
     crop_size: int | None = None,
     video: str | os.PathLike[str] | None = None,
-    e2e_iters: int = 3,
+    e2e_iters: int | None = None,
     fuse_bn: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Throughput of a zoo model, measured as upstream's ``tools/analysis/benchmark.py`` does (spec §8).
+    """Throughput of a zoo model, measured as upstream's ``tools/analysis/benchmark.py`` (mmaction2 0.x) does.
 
-    Model only: random weights (no checkpoint), batch 1 video = all test views at once (30 views of the full
+    Model only: random weights (no checkpoint), batch 1 video = all test views of one video (30 views of the full
     protocol), ``iters`` iterations of which the first ``warmup`` (5) are not counted; each timed iteration is
     synchronize, copy the views to the device, forward, softmax-and-mean over views, copy the scores back,
-    synchronize. Decoding is excluded. ``videos_per_second = (iters - warmup) / timed seconds`` (upstream also adds
+    synchronize. Decoding is excluded. The views go through the model as ``predict`` runs them
+    (:func:`slowonly_zoo.runtime.forward_views`: all at once on a GPU, one at a time on CPU; the result's
+    ``views_per_forward`` says which). ``videos_per_second = (iters - warmup) / timed seconds`` (upstream also adds
     its last iteration's time twice, which lowers its figure by about 1/(iters - warmup); we do not).
 
     End to end: ``e2e_iters`` runs of decode + test pipeline + forward + averaging on ``video`` (default: a
     synthetic 340x256, 300-frame MPEG-4 clip), as videos/s.
 
-    ``iters`` defaults to upstream's 200 on a GPU and 10 on a CPU. ``clips`` / ``crop_size`` shrink the views
+    Defaults: on a GPU upstream's 200 ``iters`` with 5 ``warmup`` and 3 ``e2e_iters``; on a CPU, where one video of
+    30 views takes 20-60 s, 2 ``iters`` with 1 warm-up and no end-to-end run (decoding is under 2% of a CPU video's
+    time; pass ``e2e_iters``), so about a minute for an R50 8x8 model. ``clips`` / ``crop_size`` shrink the views
     (``clips=N``: N clips, one centre crop) to measure something else than upstream's setting; the result says so.
     """
     import tempfile
 
     entry = get_model_info(name)
-    dev = torch.device(device) if device is not None else default_device()
+    dev = resolve_device(device)
+    on_gpu = dev.type == "cuda"
     if iters is None:
-        iters = 200 if dev.type == "cuda" else 10
+        iters = 200 if on_gpu else CPU_ITERS
+    if warmup is None:
+        warmup = 5 if on_gpu else CPU_WARMUP
+    e2e_note = None
+    if e2e_iters is None:
+        e2e_iters = 3 if on_gpu else CPU_E2E_ITERS
+        if e2e_iters == 0:
+            e2e_note = "not run by default on a CPU, where the forward pass dominates; pass --e2e-iters N"
     if warmup < 0 or iters <= warmup:
         raise InferenceError(f"--iters ({iters}) must be larger than --warmup ({warmup})")
     protocol = inference_protocol(entry, clips)
@@ -88,7 +107,9 @@ def benchmark(
         from .models.fuse import fuse_batchnorm
 
         model = fuse_batchnorm(model, inplace=True)
-    c = entry.architecture.in_channels
+    arch = entry.architecture
+    assert arch is not None  # load_model refuses ensembles, the only entries without one
+    c = arch.in_channels
     shape = (protocol.num_views, c, protocol.clip_len, protocol.crop_size, protocol.crop_size)
     generator = torch.Generator().manual_seed(0)
     views = torch.randn(shape, generator=generator)
@@ -99,7 +120,8 @@ def benchmark(
         for i in range(iters):
             _sync(dev)
             t0 = time.perf_counter()
-            scores = torch.softmax(model(views.to(dev, non_blocking=True)), dim=-1).mean(dim=0).cpu().numpy()
+            logits = forward_views(model, views, dev, protocol.num_views)
+            scores = torch.softmax(logits, dim=-1).mean(dim=0).cpu().numpy()
             _sync(dev)
             elapsed = time.perf_counter() - t0
             if i >= warmup:
@@ -117,6 +139,7 @@ def benchmark(
         "weights": "random (as upstream's benchmark)",
         "fuse_bn": fuse_bn,
         "views_per_video": protocol.num_views,
+        "views_per_forward": views_per_forward(dev, protocol.num_views),
         "input_per_view": list(shape[1:]),
         "iters": iters,
         "warmup": warmup,
@@ -125,10 +148,13 @@ def benchmark(
         "model_seconds_per_video": timed / (iters - warmup),
         "reported_videos_per_second": next((r.inference_time for r in entry.results if r.inference_time), None),
     }
+    if e2e_note is not None:
+        result["end_to_end"] = None
+        result["end_to_end_note"] = e2e_note
     if e2e_iters > 0:
         with tempfile.TemporaryDirectory(prefix="slowonly-bench-") as tmp:
             if video is None:
-                if entry.architecture.modality == "flow":
+                if arch.modality == "flow":
                     result["end_to_end"] = None
                     result["end_to_end_note"] = "flow models need frame folders; pass --video FOLDER to time them"
                     return result
@@ -143,7 +169,7 @@ def benchmark(
                     t0 = time.perf_counter()
                     v = pipe(source)
                     t_data += time.perf_counter() - t0
-                    torch.softmax(model(v.to(dev)), dim=-1).mean(dim=0).cpu()
+                    torch.softmax(forward_views(model, v, dev, protocol.num_views), dim=-1).mean(dim=0).cpu()
                     _sync(dev)
                     if progress:
                         progress(f"end-to-end {i + 1}/{e2e_iters}")

@@ -1,6 +1,6 @@
 """``slowonly-zoo`` (also ``python -m slowonly_zoo``): the command line. It parses arguments and prints; the work is
 done by :mod:`slowonly_zoo.inference`, :mod:`slowonly_zoo.features`, :mod:`slowonly_zoo.benchmark`,
-:mod:`slowonly_zoo.evaluation` and :mod:`slowonly_zoo.weights.transfer`.
+:mod:`slowonly_zoo.evaluation` and :mod:`slowonly_zoo.weights`.
 
 Exit codes: 0 success, 1 user error (unknown model, unreadable video, missing weights, bad option, ...; one readable
 sentence on stderr, the traceback only with ``--debug``), 2 ``verify`` ran but the measured numbers do not match the
@@ -16,7 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EXIT_OK", "EXIT_USER_ERROR", "EXIT_VERIFY_FAILED", "build_parser", "main"]
+from . import config
+from .errors import CLIError, SlowOnlyZooError
+
+__all__ = ["EXIT_OK", "EXIT_USER_ERROR", "EXIT_VERIFY_FAILED", "build_parser", "main", "run_script"]
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -30,10 +33,6 @@ _DATASET_ALIASES = {
     "sthv1": "somethingsomethingv1",
     "gym": "gym99",
 }
-
-
-class CLIError(Exception):
-    """A user error found by the CLI itself (exit 1)."""
 
 
 def _out(text: str = "") -> None:
@@ -77,7 +76,7 @@ def _cache_status(entry: Any) -> bool | None:
     if entry.checkpoint is None:
         return None
     try:
-        return check_cached(entry.name, source_sha256_prefixes=accepted_prefixes(entry)).ok
+        return check_cached(entry.name, source_sha256_prefixes=accepted_prefixes(entry), quick=True).ok
     except Exception:  # noqa: BLE001 - a damaged cache must not break `list`
         return False
 
@@ -101,6 +100,8 @@ def _row(entry: Any, cached: bool | None) -> dict[str, Any]:
     return {
         "name": entry.name,
         "dataset": entry.dataset,
+        "provenance": entry.provenance,
+        "checkpoint_format": entry.checkpoint.format if entry.checkpoint else None,
         "modality": entry.architecture.modality if entry.architecture else "rgb+flow",
         "num_classes": entry.num_classes,
         "top1": r.top1 if r else None,
@@ -127,9 +128,15 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
 def cmd_list(args: argparse.Namespace) -> int:
     from .index import get_model_info, list_models
 
-    entries = [get_model_info(n) for n in list_models(args.pattern)]
+    entries = [get_model_info(n) for n in list_models(args.pattern, provenance=args.provenance)]
     if args.dataset:
+        known = sorted({e.dataset for e in entries})
         entries = [e for e in entries if _dataset_matches(e, args.dataset)]
+        if not entries:
+            raise CLIError(
+                f"no model is evaluated on a dataset matching --dataset {args.dataset!r}; choose one of "
+                f"{', '.join(known)} (or an alias such as k400, sthv1, gym)"
+            )
     if args.modality:
         entries = [e for e in entries if e.architecture is not None and e.architecture.modality == args.modality]
     rows = [_row(e, _cache_status(e)) for e in entries]
@@ -143,6 +150,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         [
             r["name"],
             r["dataset"],
+            r["modality"],
             _fmt_num(r["top1"]),
             _fmt_num(r["top5"])
             if r["top5"] is not None or r["mean_class_accuracy"] is None
@@ -153,7 +161,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         ]
         for r in rows
     ]
-    _out(_table(["name", "dataset", "top-1", "top-5", "params", "test protocol", "cached"], cells, {2, 3, 4}))
+    headers = ["name", "dataset", "modality", "top-1", "top-5", "params", "test protocol", "cached"]
+    _out(_table(headers, cells, {3, 4, 5}))
     if any(r["top5"] is None and r["mean_class_accuracy"] is not None for r in rows):
         _out("* mean class accuracy (upstream reports top-1 and mean class accuracy for these models)")
     return EXIT_OK
@@ -177,6 +186,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             lines.append(f"{key + ':':<18}{value}")
 
     add("aliases", ", ".join(entry.aliases))
+    add("not supported", entry.unsupported)
+    add("provenance", entry.provenance)
     add("config", entry.config)
     add("collection", entry.collection)
     add("dataset", entry.dataset)
@@ -197,6 +208,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"({a.in_channels} input channels), clip {a.clip_len}x{a.frame_interval}"
             f"{'' if a.with_pool1 else ', no stem max-pool'}",
         )
+        if a.head_mode != "global":
+            add("head", f"{a.head_mode}: ({a.clip_len}, 7, 7) window, stride 1 (FAIR's head)")
     p = entry.protocol
     if p is not None:
         lines.append("test protocol:")
@@ -207,6 +220,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(
             f"  sampling        {p.num_clips} clips of {p.clip_len} frames every {p.frame_interval} "
             "(SampleFrames test_mode, mmaction2 0.x)"
+            if p.sampling == "mmaction0x"
+            else f"  sampling        {p.num_clips} clip(s) of {p.clip_len} frames, {p.sampling}"
+            + (f" at {p.target_fps:g} fps" if p.target_fps else "")
         )
         lines.append(
             "  resize          "
@@ -217,11 +233,21 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(
             f"  views           {p.num_views} per video, scores: softmax per view then mean "
             f"(average_clips={p.average_clips!r})"
+            if p.is_mmaction2
+            else f"  views           {p.num_views} per video, scores: {p.score_activation} per view, "
+            f"{p.view_ensemble} over views, metric {p.metric} (FAIR's; verify/predict do not run it yet)"
         )
+    if entry.train_recipe is not None:
+        lines += _recipe_lines(entry.train_recipe)
     for r in entry.results:
         metrics = ", ".join(
             f"{k} {v:.2f}"
-            for k, v in (("top-1", r.top1), ("top-5", r.top5), ("mean class", r.mean_class_accuracy))
+            for k, v in (
+                ("top-1", r.top1),
+                ("top-5", r.top5),
+                ("mean class", r.mean_class_accuracy),
+                ("mAP", r.mean_average_precision),
+            )
             if v is not None
         )
         speed = f", {r.inference_time} video/s" if r.inference_time else ""
@@ -229,12 +255,54 @@ def cmd_info(args: argparse.Namespace) -> int:
     ck = entry.checkpoint
     if ck is not None:
         add("checkpoint", ck.url)
-        add("sha256 prefix", ck.sha256_prefix)
+        add("format", ck.format)
+        add("sha256 prefix", ck.sha256_prefix or "none (the file name carries no hash; no pinned hash yet)")
         add("previous names", ", ".join(ck.previous_filenames))
         add("hf hub", ck.hf_hub_id)
     add("weights cached", {True: "yes", False: "no", None: "?"}[cached])
     _out("\n".join(lines))
     return EXIT_OK
+
+
+def _recipe_lines(r: Any) -> list[str]:
+    """``info``'s lines for a :class:`~slowonly_zoo.index.TrainRecipe`."""
+    s = r.sampling
+    init = {
+        "scratch": "from scratch",
+        "imagenet": "ImageNet ResNet-50 (torchvision), inflated to 3D",
+    }.get(r.init, f"the weights of {r.init} (head replaced when the class count differs)")
+    flip = f"Flip({r.flip_ratio:g}" + (f", labels swapped {r.flip_labels}" if r.flip_label_map else "") + ")"
+    steps = [
+        f"SampleFrames({s.clip_len}x{s.frame_interval}, {s.num_clips} clip, train mode)",
+        f"Resize(short side {r.resize_short})" if r.resize_short else None,
+        f"RandomResizedCrop(area {r.crop.area[0]:g}-{r.crop.area[1]:g}, aspect {r.crop.aspect[0]:.3g}-"
+        f"{r.crop.aspect[1]:.3g})",
+        f"Resize({r.out_size}x{r.out_size})",
+        flip,
+        f"Normalize(mean {list(r.mean)}, std {list(r.std)})",
+    ]
+    v = r.val
+    val = f"{v.num_clips} clip, " + (f"short side {v.resize_short}, " if v.resize_short else "no resize, ")
+    lines = [f"train recipe:     {r.config} (mmaction2 0.x)"]
+    if not r.runnable:
+        lines.append(f"  not rerunnable  {r.note}")
+    elif r.note:
+        lines.append(f"  note            {r.note}")
+    lines += [
+        f"  batch           {r.videos_per_gpu} clips/GPU; lr set for {r.lr_gpus} GPUs (total {r.reference_batch})"
+        + (f", trained on {r.gpus} GPUs" if r.gpus else ""),
+        f"  optimiser       SGD lr {r.lr:g} (x your total batch / {r.reference_batch}), momentum {r.momentum:g}, "
+        f"weight decay {r.weight_decay:g}"
+        + (f", clip grad norm {r.clip_max_norm:g}" if r.clip_max_norm is not None else ", no grad clipping"),
+        f"  lr schedule     {r.schedule.describe()}",
+        f"  epochs          {r.epochs}; val every {r.val_interval}, checkpoint every {r.save_interval}, "
+        f"log every {r.log_interval} iterations",
+        f"  init            {init}",
+        f"  head dropout    {r.dropout:g}",
+        "  train pipeline  " + " -> ".join(x for x in steps if x),
+        f"  val pipeline    {val}CenterCrop({v.crop_size})",
+    ]
+    return lines
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,8 +311,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _check_clips(args: argparse.Namespace) -> None:
-    if getattr(args, "clips", None) is not None and args.clips < 1:
-        raise CLIError(f"--clips must be 1 or more, got {args.clips}")
+    """Refuse counts below 1 (``--clips``, ``--batch-views``, ``--limit``) before any work starts."""
+    for attr in ("clips", "batch_views", "limit"):
+        value = getattr(args, attr, None)
+        if value is not None and value < 1:
+            option = "--" + attr.replace("_", "-")
+            raise CLIError(f"{option} must be 1 or more, got {value}; leave it out for the default")
 
 
 def _check_inputs(name: str, videos: Sequence[Path]) -> None:
@@ -259,7 +331,8 @@ def _check_inputs(name: str, videos: Sequence[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .inference import Predictor, expand_inputs
+    from .inference import Predictor
+    from .inputs import expand_inputs
 
     _check_clips(args)
     if args.topk < 1:
@@ -293,7 +366,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 _out(f"  {rank:>2}. {c.prob:7.4f}  {label}  [{c.index}]")
             if pred.unlabelled_prob:
                 _out(
-                    f"      ({pred.unlabelled_prob:.4f} on the {predictor.entry.num_classes - len(predictor.labels)}"
+                    f"      ({pred.unlabelled_prob:.4f} on the {len(pred.probs) - len(predictor.labels)}"
                     " unnamed head outputs)"
                 )
     if args.json:
@@ -303,18 +376,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from .features import extract
-    from .inference import expand_inputs
+    from .inputs import expand_inputs
 
     _check_clips(args)
     videos = expand_inputs(args.videos, root=args.root)
     _check_inputs(args.name, videos[:1])  # the modality check, before fetching weights; others are checked per input
+
+    from .progress import show_progress
+
+    bar = show_progress()  # on a terminal a bar over the inputs replaces the per-file lines
 
     def on_progress(source: str, status: str, detail: str) -> None:
         if args.json:
             return
         if status == "failed":
             _err(f"failed   {source}: {detail}")
-        else:
+        elif not (bar or config.quiet()):  # per-file lines in pipes and logs; the summary is printed regardless
             _out(f"{'wrote' if status == 'written' else 'exists':<8} {detail}")
 
     summary = extract(
@@ -355,7 +432,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import benchmark
 
     _check_clips(args)
-    say: Callable[[str], None] | None = None if args.json else (lambda m: _err(f"  {m}"))
+    say: Callable[[str], None] | None = None if args.json or config.quiet() else (lambda m: _err(f"  {m}"))
     result = benchmark(
         args.name,
         device=args.device,
@@ -406,6 +483,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .evaluation import verify
 
+    _check_clips(args)
     checkpoint: Any = None
     if args.checkpoint:
         checkpoint = args.checkpoint[0] if len(args.checkpoint) == 1 else list(args.checkpoint)
@@ -414,7 +492,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         args.data_root,
         args.ann_file,
         checkpoint=checkpoint,
-        fmt=args.format,
+        source_format=args.format,
         out=args.out,
         num_workers=args.num_workers,
         batch_views=args.batch_views,
@@ -424,7 +502,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         amp=args.amp,
         sampling=args.sampling,
         tolerance=args.tolerance,
-        progress=not args.no_progress,
+        progress=False if args.no_progress else None,
         print_fn=None if args.json else _out,
         compile=args.compile,
     )
@@ -468,6 +546,89 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_plot_log(args: argparse.Namespace) -> int:
+    from .training.plot import plot_logs, read_log
+
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError as exc:
+        raise CLIError(f"--size must be WIDTHxHEIGHT in pixels, like 1500x450 (got {args.size!r})") from exc
+    out = plot_logs(args.log, args.out, against=args.against, size=(width, height), title=args.title)
+    logs = [read_log(args.log)] + ([read_log(args.against)] if args.against else [])
+    report = {"out": str(out), "size": [width, height], "logs": {str(log.path): log.records for log in logs}}
+    if args.json:
+        _json(report)
+    else:
+        _out(f"wrote {out} ({width}x{height}): " + ", ".join(f"{log.path} ({log.records} records)" for log in logs))
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from .training.trainer import TrainOptions, fit
+
+    options = TrainOptions(
+        name=args.name,
+        data_root=args.data_root,
+        work_dir=args.work_dir,
+        ann_file=args.ann_file,
+        val_ann_file=args.val_ann_file,
+        val_data_root=args.val_data_root,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        num_classes=args.num_classes,
+        init=args.init,
+        amp=args.amp,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        num_workers=args.num_workers,
+        resume=args.resume,
+        val_interval=args.val_interval,
+        save_interval=args.save_interval,
+        max_iters=args.max_iters,
+        sync_bn=args.sync_bn,
+        device=args.device,
+        log_interval=args.log_interval,
+        source_format=args.format,
+        progress=False if args.no_progress else None,
+        test_best=args.test_best,
+        test_ann_file=args.test_ann_file,
+        test_data_root=args.test_data_root,
+    )
+    rank0 = os.environ.get("RANK", "0") == "0"
+    say = _out if rank0 and not (config.quiet() or args.json) else None
+    result = fit(options, print_fn=say)
+    if rank0 and args.json:
+        _json(
+            {
+                "work_dir": str(result.work_dir),
+                "epochs": result.epochs_done,
+                "iterations": result.iters_done,
+                "lr": result.lr,
+                "lr_derivation": result.lr_derivation,
+                "best_top1": result.best_top1,
+                "best_epoch": result.best_epoch,
+                "last_val": result.last_val,
+                "bad_samples": [vars(b) for b in result.bad_samples],
+                "class_names": result.class_names,
+                "test": None if result.test is None else result.test.report,
+            }
+        )
+    elif rank0:
+        best = (
+            f"best val top-1 {result.best_top1:.2f} (epoch {result.best_epoch})" if result.best_top1 is not None else ""
+        )
+        bad = f"{len(result.bad_samples)} unreadable training samples replaced" if result.bad_samples else ""
+        details = "; ".join(x for x in (best, bad) if x)
+        _out(
+            f"done: {result.epochs_done} complete epochs, {result.iters_done} iterations; work dir {result.work_dir}"
+            + (f"; {details}" if details else "")
+        )
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------------------
 # import / download / export
 # --------------------------------------------------------------------------------------------------
@@ -476,7 +637,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from .weights.transfer import import_files
 
-    results = import_files(args.paths)
+    results = import_files(args.paths, trust_claims=True if args.trust_claims else None)
     if not results:
         raise CLIError(f"no .pth or .safetensors files found in {', '.join(args.paths)}")
     if args.json:
@@ -499,7 +660,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .weights.transfer import download
+    from .weights.transfer import download, download_summary
 
     if not args.names and not args.all:
         raise CLIError("name at least one model (see `slowonly-zoo list`) or pass --all")
@@ -520,15 +681,47 @@ def cmd_download(args: argparse.Namespace) -> int:
             ]
         )
     else:
-        for r in reports:
-            (_out if r.ok else _err)(str(r))
+        for r in reports:  # with --all, the models already in the cache are only counted in the summary
+            if not (args.all and r.ok and r.status in ("cached", "verified")):
+                (_out if r.ok else _err)(str(r))
+        _out(download_summary(reports))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_USER_ERROR
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from .weights.transfer import export
+def cmd_register(args: argparse.Namespace) -> int:
+    from .weights.register import register_weights
 
-    result = export(args.name, args.out, args.weights)
+    result = register_weights(
+        args.weights,
+        args.as_name,
+        args.like,
+        num_classes=args.num_classes,
+        labels=args.labels,
+        dataset=args.dataset,
+        index_file=args.index,
+    )
+    if args.json:
+        _json(
+            {
+                "name": result.name,
+                "index_file": str(result.index_file),
+                "sha256": result.sha256,
+                "index_active": result.index_active,
+                "import": result.import_message,
+            }
+        )
+        return EXIT_OK
+    _out(f"registered {result.name} in {result.index_file} (weights sha256 {result.sha256[:12]}…)")
+    _out(f"  {result.import_message.strip()}")
+    if not result.index_active:
+        _out(f"  to use it, set SLOWONLY_ZOO_EXTRA_INDEX={result.index_file.resolve()}")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .weights.hub_export import export
+
+    result = export(args.name, args.out, args.weights, force=args.force)
     if args.json:
         _json(
             {
@@ -555,6 +748,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _add_common(p: argparse.ArgumentParser, *, json_help: str = "machine-readable output") -> None:
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback on errors")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress bars or messages, only results and errors (as SLOWONLY_ZOO_QUIET=1)",
+    )
 
 
 def _add_model_input(p: argparse.ArgumentParser) -> None:
@@ -600,6 +799,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?", default="*", help="shell-style name pattern, e.g. '*k400*'")
     p.add_argument("--dataset", help="only this dataset (e.g. kinetics-400, k400, gym99, ucf101)")
     p.add_argument("--modality", choices=("rgb", "flow"), help="only RGB or only optical-flow models")
+    p.add_argument(
+        "--provenance",
+        choices=("mmaction2-0.x", "mmaction2-1.x", "pytorchvideo", "pyslowfast"),
+        help="only the checkpoints of one publisher",
+    )
     _add_common(p)
     p.set_defaults(func=cmd_list)
 
@@ -651,12 +855,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="model-only videos/s as upstream measures it, plus end-to-end videos/s")
     p.add_argument("name", help="model name or alias (random weights, as upstream's benchmark)")
     p.add_argument("--device", help="cpu, cuda, ... (default: the GPU if there is one)")
-    p.add_argument("--iters", type=int, help="iterations incl. warm-up (default: 200 on GPU as upstream, 10 on CPU)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed first iterations (default 5, as upstream)")
+    p.add_argument("--iters", type=int, help="iterations incl. warm-up (default: 200 on GPU as upstream, 2 on CPU)")
+    p.add_argument("--warmup", type=int, help="untimed first iterations (default: 5 on GPU as upstream, 1 on CPU)")
     p.add_argument("--clips", type=int, metavar="N", help="time N clips x 1 centre crop instead of the test views")
     p.add_argument("--crop-size", type=int, metavar="PX", help="time a smaller/larger spatial size than the protocol's")
     p.add_argument("--video", metavar="PATH", help="video for the end-to-end figure (default: a synthetic clip)")
-    p.add_argument("--e2e-iters", type=int, default=3, metavar="N", help="end-to-end runs (0 skips; default 3)")
+    p.add_argument("--e2e-iters", type=int, metavar="N", help="end-to-end runs (0 skips; default: 3 on GPU, 0 on CPU)")
     p.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into the convolutions first")
     _add_common(p)
     p.set_defaults(func=cmd_benchmark)
@@ -708,8 +912,70 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_fuse)
 
+    p = sub.add_parser("plot-log", help="plot loss, lr and accuracy of a training log.jsonl, beside upstream's")
+    p.add_argument("log", metavar="LOG", help="the trainer's log.jsonl (or any upstream-style *.log.json)")
+    p.add_argument("--against", metavar="UPSTREAM.log.json", help="an upstream log to draw beside it (dashed)")
+    p.add_argument("--out", required=True, metavar="PNG", help="the PNG file to write")
+    p.add_argument("--size", default="1500x450", metavar="WxH", help="image size in pixels (default 1500x450)")
+    p.add_argument("--title", help="figure title (default: the log's file name)")
+    _add_common(p)
+    p.set_defaults(func=cmd_plot_log)
+
+    p = sub.add_parser("train", help="train or fine-tune a model with its upstream recipe (torchrun-aware)")
+    p.add_argument("name", help="model name or alias: its recipe and architecture are used")
+    p.add_argument("--data-root", required=True, metavar="DIR", help="folder the annotation paths are relative to")
+    p.add_argument(
+        "--ann-file",
+        metavar="FILE",
+        help="training list (video list or rawframe list); without it DIR holds one sub-folder per class",
+    )
+    p.add_argument("--val-ann-file", metavar="FILE", help="validation list (or a folder-per-class folder)")
+    p.add_argument("--val-data-root", metavar="DIR", help="folder the validation paths are relative to (default DIR)")
+    p.add_argument("--work-dir", required=True, metavar="DIR", help="checkpoints, latest.pt, log.jsonl, recipe.json")
+    p.add_argument("--epochs", type=int, metavar="N", help="epochs (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="clips per process and iteration (default: recipe's)")
+    p.add_argument(
+        "--lr", type=float, help="learning rate (default: the recipe's, scaled linearly to the actual total batch)"
+    )
+    p.add_argument("--num-classes", type=int, metavar="K", help="head size (default: the entry's, or the folders)")
+    p.add_argument(
+        "--init",
+        metavar="NAME|PATH|imagenet:PATH|scratch",
+        help="initial weights (default: the recipe's): a zoo model, a checkpoint file, a torchvision resnet50 file "
+        "to inflate, or scratch",
+    )
+    p.add_argument(
+        "--amp", action="store_true", help="mixed precision (float16 + loss scaling on CUDA, bfloat16 on CPU)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on CUDA)")
+    p.add_argument("--num-workers", type=int, metavar="N", help="data loading processes per training process")
+    p.add_argument("--resume", action="store_true", help="continue from the work dir's latest.pt")
+    p.add_argument("--val-interval", type=int, metavar="N", help="validate every N epochs (default: the recipe's)")
+    p.add_argument("--save-interval", type=int, metavar="N", help="checkpoint every N epochs (default: the recipe's)")
+    p.add_argument("--log-interval", type=int, metavar="N", help="iterations per log record (default: the recipe's)")
+    p.add_argument("--max-iters", type=int, metavar="N", help="stop after N iterations in all (short runs)")
+    p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (upstream: per process)")
+    p.add_argument("--device", help="cpu, cuda, ... (default: a GPU when there is one)")
+    p.add_argument("--format", choices=("auto", "video", "rawframes"), default="auto", help="input format")
+    p.add_argument(
+        "--test-best",
+        action="store_true",
+        help="at the end, run verify's full test protocol on best.safetensors (report in WORK_DIR/test_best/)",
+    )
+    p.add_argument("--test-ann-file", metavar="FILE", help="--test-best on this list or folder, not the val list")
+    p.add_argument("--test-data-root", metavar="DIR", help="folder the test paths are relative to (default: val's)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("import", help="verify, convert and cache checkpoint files you already have")
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR", help="upstream .pth files (any name) or folders")
+    p.add_argument(
+        "--trust-claims",
+        action="store_true",
+        help="cache a converted .safetensors / export folder by the source sha256 it claims (not verifiable)",
+    )
     _add_common(p)
     p.set_defaults(func=cmd_import)
 
@@ -720,10 +986,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_download)
 
+    p = sub.add_parser("register", help="make your own weights a named model (an extra index entry), in one command")
+    p.add_argument("weights", metavar="WEIGHTS", help="your .pth in mmaction2's layout (train's epoch_N.pth)")
+    p.add_argument("--as", dest="as_name", required=True, metavar="NAME", help="the new model's name")
+    p.add_argument(
+        "--like", required=True, metavar="ENTRY", help="the model whose architecture and test protocol yours has"
+    )
+    p.add_argument("--num-classes", type=int, metavar="K", help="head size (default: the labels' count, or ENTRY's)")
+    p.add_argument("--labels", metavar="FILE", help="class names, one per line")
+    p.add_argument("--dataset", metavar="TEXT", help="what the model classifies (default: custom)")
+    p.add_argument(
+        "--index",
+        metavar="FILE",
+        help="extra index file to add the entry to (default: the first SLOWONLY_ZOO_EXTRA_INDEX file, else "
+        "./slowonly_zoo_index.yml)",
+    )
+    _add_common(p)
+    p.set_defaults(func=cmd_register)
+
     p = sub.add_parser("export", help="write model.safetensors + config.json + model card (for the Hugging Face Hub)")
     p.add_argument("name", help="model name or alias")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--weights", metavar="PATH", help="upstream .pth / .safetensors to export (default: the cache)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty --out, replacing an earlier export's files there (never other files)",
+    )
     _add_common(p)
     p.set_defaults(func=cmd_export)
     return parser
@@ -734,31 +1023,10 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is a complete sentence for the user (printed without traceback)."""
-    from .index import ModelIndexError, UnknownModelError
-    from .inference import InferenceError
-
-    types: list[type[BaseException]] = [CLIError, UnknownModelError, ModelIndexError, InferenceError, OSError]
-    optional = [
-        ("slowonly_zoo.data.decode", "VideoDecodeError"),
-        ("slowonly_zoo.data.rawframes", "FrameReadError"),
-        ("slowonly_zoo.weights.sources", "WeightsNotFoundError"),
-        ("slowonly_zoo.weights.convert", "CheckpointMismatchError"),
-        ("slowonly_zoo.weights.checkpoint", "UnsafeCheckpointError"),
-        ("slowonly_zoo.weights.download", "DownloadError"),
-        ("slowonly_zoo.evaluation.fusion", "ScoreMismatchError"),
-        ("slowonly_zoo.evaluation.scores", "RunMismatchError"),
-        ("slowonly_zoo.evaluation.runner", "BadInputError"),
-    ]
-    import importlib
-
-    for module, name in optional:
-        try:
-            types.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+#: Errors whose message is a complete sentence for the user, printed without a traceback: the package's own
+#: (:mod:`slowonly_zoo.errors`) and the operating system's (a missing file, a full disk, no permission), whose
+#: message names the file.
+USER_ERRORS: tuple[type[BaseException], ...] = (SlowOnlyZooError, OSError)
 
 
 def _message(exc: BaseException) -> str:
@@ -770,11 +1038,33 @@ def _message(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def run_script(script_main: Callable[[], int], prog: str | None = None) -> int:
+    """Run an example script's ``main()`` as the command line runs a command: a user error (see
+    :data:`USER_ERRORS`) is one line ``PROG: error: MESSAGE`` on stderr and exit status 1, not a traceback
+    (``SLOWONLY_ZOO_DEBUG=1`` re-raises it). Use as ``raise SystemExit(run_script(main))``."""
+    import os
+
+    name = prog or Path(sys.argv[0]).name
+    try:
+        return int(script_main())
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except USER_ERRORS as exc:
+        if os.environ.get("SLOWONLY_ZOO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+            raise
+        _err(f"{name}: error: {_message(exc)}")
+        return EXIT_USER_ERROR
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 user error, 2 verification failed)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     args.debug = bool(getattr(args, "debug", False))
+    args.quiet = bool(getattr(args, "quiet", False))
+    if args.quiet:
+        config.set_quiet(True)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -790,7 +1080,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if args.debug:
             raise
-        if isinstance(exc, _user_error_types()):
+        if isinstance(exc, USER_ERRORS):
             _err(f"slowonly-zoo {args.command}: error: {_message(exc)}")
         else:
             _err(
@@ -798,6 +1088,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "(unexpected; rerun with --debug for the traceback and please report it)"
             )
         return EXIT_USER_ERROR
+    finally:
+        if args.quiet:
+            config.set_quiet(None)  # main() may run in a longer-lived process (tests, notebooks)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,17 +27,34 @@ __all__ = [
     "CheckpointMismatchError",
     "ChecksumMismatchError",
     "ConfigError",
+    "DeviceError",
     "DownloadError",
+    "ExportError",
     "FrameReadError",
     "HTTPAccessError",
     "InferenceError",
+    "InflationError",
+    "LrScheduleError",
+    "MissingExtraError",
     "ModelIndexError",
+    "ModelOptionError",
+    "OptimError",
+    "PlotLogError",
+    "RecipeError",
+    "ResumeError",
     "RunMismatchError",
     "ScoreMismatchError",
     "SlowOnlyZooError",
+    "TrainDataError",
+    "TrainError",
+    "TrainStepError",
+    "TrainTransformError",
     "UnknownModelError",
     "UnsafeCheckpointError",
+    "UnsupportedModelError",
+    "UnsupportedProtocolError",
     "VideoDecodeError",
+    "WeightsFileError",
     "WeightsNotFoundError",
 ]
 
@@ -68,6 +85,10 @@ class ModelIndexError(SlowOnlyZooError, ValueError):
     """A malformed index file or entry, or a name that clashes with one already in the index."""
 
 
+class RecipeError(ModelIndexError):
+    """A train recipe that cannot be used as asked (e.g. an impossible total batch for the linear scaling rule)."""
+
+
 class UnknownModelError(SlowOnlyZooError, KeyError):
     """No model has this name or alias. ``suggestions`` holds the closest canonical names."""
 
@@ -83,6 +104,20 @@ class UnknownModelError(SlowOnlyZooError, KeyError):
         return msg + " See slowonly_zoo.list_models() (or `slowonly-zoo list`) for every name."
 
 
+class ModelOptionError(SlowOnlyZooError, ValueError):
+    """``create_model`` was asked for something it cannot build as asked: a file path passed as the model name
+    (pass it as ``checkpoint_path=``), or class names that do not fit the head."""
+
+
+class UnsupportedModelError(SlowOnlyZooError, ValueError):
+    """The index records this model only to say why the zoo cannot build it (``ModelEntry.unsupported``)."""
+
+
+class UnsupportedProtocolError(SlowOnlyZooError, ValueError):
+    """An entry's test protocol has a piece (FAIR's sampling, view ensemble, sigmoid scores, mAP) that this
+    command does not run yet; the message names it."""
+
+
 # --------------------------------------------------------------------------------------------------
 # weights
 # --------------------------------------------------------------------------------------------------
@@ -94,6 +129,16 @@ class CheckpointMismatchError(SlowOnlyZooError, RuntimeError):
 
 class UnsafeCheckpointError(SlowOnlyZooError, RuntimeError):
     """A ``.pth`` file holds objects that only arbitrary unpickling could restore; it is not loaded."""
+
+
+class WeightsFileError(SlowOnlyZooError, ValueError):
+    """A weights file cannot be used as given: not a regular file (a FIFO, a device), empty, truncated, damaged,
+    not a checkpoint at all, or named with a sha256 prefix its bytes do not have. The message names the file."""
+
+
+class ExportError(SlowOnlyZooError, ValueError):
+    """``export`` / ``register`` would write where it should not: a non-empty output folder without ``force``, a
+    file there that an earlier export did not write, or an index entry that already exists."""
 
 
 class DownloadError(SlowOnlyZooError, RuntimeError):
@@ -164,6 +209,10 @@ class InferenceError(SlowOnlyZooError, ValueError):
     """A user-facing problem with the inputs or options (wrong modality, bad list file, ...)."""
 
 
+class DeviceError(SlowOnlyZooError, ValueError):
+    """A device torch does not know (``--device gpu``), or one this machine does not have (CUDA without a GPU)."""
+
+
 class BadInputError(SlowOnlyZooError, RuntimeError):
     """A video could not be turned into views (``strict=True`` turns the first such video into this error)."""
 
@@ -174,3 +223,48 @@ class RunMismatchError(SlowOnlyZooError, RuntimeError):
 
 class ScoreMismatchError(SlowOnlyZooError, ValueError):
     """The score files to fuse do not cover the same videos, labels or classes."""
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------------
+
+
+class TrainError(SlowOnlyZooError, ValueError):
+    """A training run that cannot start as asked (the message says what to pass instead)."""
+
+
+class TrainDataError(SlowOnlyZooError, ValueError):
+    """The training data cannot be used as given (the message names the file, and the line where there is one)."""
+
+
+class TrainTransformError(SlowOnlyZooError, ValueError):
+    """An impossible train-pipeline setting or input."""
+
+
+class TrainStepError(SlowOnlyZooError, ValueError):
+    """A batch that cannot be trained on as given."""
+
+
+class OptimError(SlowOnlyZooError, ValueError):
+    """An impossible optimizer setting."""
+
+
+class LrScheduleError(SlowOnlyZooError, ValueError):
+    """An impossible schedule or position in it."""
+
+
+class InflationError(SlowOnlyZooError, ValueError):
+    """A 2D state dict that cannot be inflated into this model."""
+
+
+class ResumeError(SlowOnlyZooError, ValueError):
+    """``--resume`` cannot continue from this work dir (no state, or the state of another model or head)."""
+
+
+class PlotLogError(SlowOnlyZooError, ValueError):
+    """A log file that is not one JSON record per line with the upstream keys, or an impossible figure size."""
+
+
+class MissingExtraError(SlowOnlyZooError, ImportError):
+    """An optional dependency is not installed; the message says which extra to install."""

@@ -15,32 +15,42 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
-from .inference import InferenceError, forward_views, inference_protocol, input_pipeline, load_model
+from ._fileio import atomic_replace
+from .data.pipeline import FramePlan
+from .errors import InferenceError
+from .inference import inference_protocol, input_pipeline, load_model
+from .models import SlowOnly
+from .progress import progress_bar
+from .runtime import forward_views
 
 __all__ = [
     "FEATURE_LAYERS",
     "ExtractSummary",
     "distributed_shard",
     "extract",
+    "npy_companion",
     "sliding_window_indices",
+    "sliding_windows",
 ]
 
 #: What :func:`extract` can save: the pooled 2048-d embedding or the last stage's feature maps.
 FEATURE_LAYERS: tuple[str, ...] = ("pool", "layer4")
 _FEATURE_FORMATS = ("safetensors", "npy")
+T = TypeVar("T")
 
 
-def distributed_shard(items: Sequence[Any], rank: int | None = None, world_size: int | None = None) -> list[Any]:
+def distributed_shard(items: Sequence[T], rank: int | None = None, world_size: int | None = None) -> list[T]:
     """This process's share of ``items``: every ``world_size``-th item from ``rank`` (``RANK``/``WORLD_SIZE`` of
     ``torchrun`` by default; everything in a plain run)."""
-    rank = int(os.environ.get("RANK", 0)) if rank is None else int(rank)
-    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else int(world_size)
+    rank = int(os.environ.get("RANK", "0")) if rank is None else int(rank)
+    world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else int(world_size)
     if world_size < 1 or not 0 <= rank < world_size:
         raise InferenceError(f"bad distributed setting: rank {rank} of world size {world_size}")
     return list(items[rank::world_size])
@@ -84,22 +94,23 @@ def sliding_window_indices(
     return np.mod(inds, total_frames) + start_index
 
 
-def _window_pipeline(base: Any, stride: int) -> Any:
-    """A TestPipeline whose clips are sliding windows (one centre crop each) instead of the uniform test clips."""
-    from .data.pipeline import TestPipeline
+def sliding_windows(clip_len: int, frame_interval: int, stride: int) -> FramePlan:
+    """The frame plan of :func:`sliding_window_indices` (for :class:`~slowonly_zoo.data.pipeline.TestPipeline`'s
+    ``frame_plan``): clips of ``clip_len`` frames every ``frame_interval``, starting every ``stride`` frames."""
+    if stride < 1:
+        raise InferenceError(f"--clip-stride must be 1 or more frames, got {stride}")
 
-    class _Windows(TestPipeline):
-        def frame_indices(self, total_frames: int, start_index: int = 0) -> np.ndarray:
-            p = self.protocol
-            return sliding_window_indices(total_frames, p.clip_len, p.frame_interval, stride, start_index)
+    def plan(total_frames: int, start_index: int) -> np.ndarray:
+        return sliding_window_indices(total_frames, clip_len, frame_interval, stride, start_index)
 
-        def views_from_frames(self, clip: Any) -> torch.Tensor:
-            n = int(clip.indices.shape[0])
-            inner = TestPipeline(dataclasses.replace(self.protocol, num_clips=n), self.sampling, self.normalize)
-            return inner.views_from_frames(clip)
+    return plan
 
-    protocol = dataclasses.replace(base.protocol, crop="center")
-    return _Windows(protocol, base.sampling, base.normalize, base.fmt)
+
+def _text_name(path: Path) -> str:
+    """``path`` as text that can be stored as UTF-8: a file name that is not valid UTF-8 (bytes the file system
+    holds, decoded with ``surrogateescape``) keeps its undecodable bytes as ``\\xNN`` escapes. The input itself is
+    read by its real name, as ``predict`` reads it."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -114,24 +125,33 @@ class ExtractSummary:
     seconds: float = 0.0
 
 
+def npy_companion(path: Path, key: str) -> Path:
+    """Where a ``.npy`` output keeps an extra array (``clip_starts``): ``NAME.KEY.npy`` beside ``NAME.npy``."""
+    return path.with_name(f"{path.stem}.{key}.npy")
+
+
 def _save_features(
     path: Path, features: torch.Tensor, extra: dict[str, torch.Tensor], meta: dict[str, str], fmt: str
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write one output atomically; any failure to write (no permission, a full disk, a file where a folder
+    should be) is an :class:`OSError` naming ``path``, so :func:`extract` records it and goes on."""
     try:
-        if fmt == "npy":
-            with open(tmp, "wb") as fh:
-                np.save(fh, features.numpy())
-        else:
-            from safetensors.torch import save_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "npy":  # the companions first: an output that exists is complete, so a resumed run may skip it
+            for key, value in extra.items():
+                with atomic_replace(npy_companion(path, key)) as tmp, open(tmp, "wb") as fh:
+                    np.save(fh, value.numpy())
+        with atomic_replace(path) as tmp:  # a killed run never leaves a half-written output behind
+            if fmt == "npy":
+                with open(tmp, "wb") as fh:
+                    np.save(fh, features.numpy())
+            else:
+                from safetensors.torch import save_file
 
-            tensors = {"features": features.contiguous(), **{k: v.contiguous() for k, v in extra.items()}}
-            save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written output behind
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                tensors = {"features": features.contiguous(), **{k: v.contiguous() for k, v in extra.items()}}
+                save_file(tensors, str(tmp), metadata=meta)
+    except (OSError, SafetensorError) as exc:  # safetensors reports I/O errors as its own SafetensorError
+        raise OSError(f"could not write {path} ({exc}); free some space or choose a writable --out folder") from exc
 
 
 def extract(
@@ -150,12 +170,13 @@ def extract(
     rank: int | None = None,
     world_size: int | None = None,
     on_progress: Callable[[str, str, str], None] | None = None,
+    progress: bool | None = None,
 ) -> ExtractSummary:
     """Extract features per input and save them under ``out_dir``, one file per input.
 
     Args:
         videos: video files / frame folders (list files and folders of videos are expanded by
-            :func:`slowonly_zoo.inference.expand_inputs` in the CLI; here each item is one input).
+            :func:`slowonly_zoo.inputs.expand_inputs` in the CLI; here each item is one input).
         layer: ``"pool"``: the pooled 2048-d clip embedding (the classifier's input); ``"layer4"``: the last
             stage's feature maps ``(2048, T, h, w)`` per view.
         clip_stride: None: the views of the test protocol (or ``clips``); with ``pool`` they are averaged into one
@@ -164,19 +185,24 @@ def extract(
             w)``) with their first frame in ``clip_starts``.
         clips: as :func:`slowonly_zoo.inference.predict` (ignored with ``clip_stride``).
         fmt: ``"safetensors"`` (tensor ``features``, plus ``clip_starts`` for windows, and string metadata: model,
-            layer, source, views) or ``"npy"`` (the features array alone).
+            layer, source, views) or ``"npy"`` (the features array; with windows also ``NAME.clip_starts.npy``
+            beside it, see :func:`npy_companion`).
         overwrite: recompute inputs whose output exists (default: skip them, so reruns resume).
         rank, world_size: this process's shard (default from ``torchrun``'s environment).
         on_progress: called after each input as ``(input, status, detail)``: status ``"written"`` or ``"skipped"``
             with the output path as detail, or ``"failed"`` with the reason.
+        progress: a bar over the inputs (None: on a terminal, see :func:`slowonly_zoo.progress.show_progress`).
 
     Output files mirror the inputs' paths below their common folder, with the suffix ``.safetensors``/``.npy``.
-    Unreadable inputs are recorded in ``summary.failed`` and the rest continues.
+    Unreadable inputs and outputs that cannot be written (read-only or full folder) are recorded in
+    ``summary.failed`` and the rest continues.
     """
     if layer not in FEATURE_LAYERS:
         raise InferenceError(f"unknown layer {layer!r}; choose one of {', '.join(FEATURE_LAYERS)}")
     if fmt not in _FEATURE_FORMATS:
         raise InferenceError(f"unknown feature format {fmt!r}; choose one of {', '.join(_FEATURE_FORMATS)}")
+    if clip_stride is not None and int(clip_stride) < 1:
+        raise InferenceError(f"--clip-stride must be 1 or more frames, got {clip_stride}")
     items = [Path(videos)] if isinstance(videos, (str, os.PathLike)) else [Path(v) for v in videos]
     if not items:
         raise InferenceError("no inputs to extract features from")
@@ -184,8 +210,8 @@ def extract(
     out_root = Path(out_dir)
     pairs = distributed_shard(list(zip(items, names)), rank, world_size)
     summary = ExtractSummary(
-        rank=int(os.environ.get("RANK", 0)) if rank is None else rank,
-        world_size=int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size,
+        rank=int(os.environ.get("RANK", "0")) if rank is None else rank,
+        world_size=int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size,
     )
     todo = []
     for source, name in pairs:
@@ -203,29 +229,42 @@ def extract(
     model, entry = load_model(model_or_name, checkpoint=checkpoint, device=device)
     dev = next(model.parameters()).device
     protocol = inference_protocol(entry, None if clip_stride is not None else clips)
+    frame_plan = None
+    if clip_stride is not None:  # sliding windows, one centre crop each
+        protocol = dataclasses.replace(protocol, crop="center")
+        frame_plan = sliding_windows(protocol.clip_len, protocol.frame_interval, int(clip_stride))
+
+    if not isinstance(model, SlowOnly):
+        raise InferenceError(
+            f"extract needs a SlowOnly model (its forward_features / forward_head), got {type(model).__name__}; "
+            "pass a model name or a model from slowonly_zoo.create_model"
+        )
+    net = model
 
     def features_of(x: torch.Tensor) -> torch.Tensor:
-        maps = model.forward_features(x)
-        return maps if layer == "layer4" else model.forward_head(maps, pre_logits=True)
+        maps = net.forward_features(x)
+        return maps if layer == "layer4" else net.forward_head(maps, pre_logits=True)
 
+    bar = progress_bar(total=len(todo), desc="extract", unit="video", progress=progress)
     for source, target in todo:
+        bar.update(0)
         try:
-            pipeline = input_pipeline(protocol, entry, source)
-            if clip_stride is not None:
-                pipeline = _window_pipeline(pipeline, int(clip_stride))
-            clip = pipeline.decode(source)
-            views = pipeline.views_from_frames(clip)
-            feats = forward_views(model, views, dev, max(1, int(batch_views)), features_of).cpu()
+            pipeline = input_pipeline(protocol, entry, source, frame_plan)
+            clip, views = pipeline.run(source)
+            feats = forward_views(features_of, views, dev, max(1, int(batch_views))).cpu()
+            if not bool(torch.isfinite(feats).all()):  # a NaN in the weights or the input: never saved as features
+                raise InferenceError(
+                    f"{source}: the features are not finite (NaN or infinite); check the checkpoint and the input"
+                )
             extra: dict[str, torch.Tensor] = {}
             if clip_stride is not None:
-                start = pipeline.start_index(pipeline.source_format(source))
-                extra["clip_starts"] = torch.from_numpy(np.ascontiguousarray(clip.indices[:, 0] - start))
+                extra["clip_starts"] = torch.from_numpy(np.ascontiguousarray(clip.indices[:, 0] - clip.start_index))
             elif layer == "pool":
                 feats = feats.mean(dim=0)
             meta = {
                 "model": entry.name,
                 "layer": layer,
-                "source": str(source),
+                "source": _text_name(source),
                 "num_views": str(int(views.shape[0])),
                 "clip_stride": str(clip_stride) if clip_stride is not None else "",
                 "protocol": json.dumps(dataclasses.asdict(pipeline.protocol)),
@@ -234,11 +273,14 @@ def extract(
             _save_features(target, feats, extra, meta, fmt)
         except (InferenceError, OSError, RuntimeError, ValueError) as exc:
             summary.failed.append((str(source), str(exc)))
+            bar.update(1)
             if on_progress:
                 on_progress(str(source), "failed", str(exc))
             continue
         summary.written.append(target)
+        bar.update(1)
         if on_progress:
             on_progress(str(source), "written", str(target))
+    bar.close()
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -1,6 +1,8 @@
 """Classify user videos with a zoo model (the logic behind ``slowonly-zoo predict``), and what prediction shares
 with feature extraction (:mod:`slowonly_zoo.features`) and timing (:mod:`slowonly_zoo.benchmark`): model loading,
-the test protocol for user inputs, input checks, expanding command-line inputs, and running views through the model.
+the test protocol for user inputs, input checks, and the input pipeline. Running views through the model is
+:func:`slowonly_zoo.runtime.forward_views`; expanding command-line inputs (list files, folders of videos) is
+:mod:`slowonly_zoo.inputs`.
 
 Inputs are video files (any container and codec PyAV reads) or frame folders (``img_00001.jpg``... for RGB models,
 ``x_00001.jpg``/``y_00001.jpg``... for flow models). Every input goes through the model's own upstream test
@@ -24,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,45 +35,25 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.formats import FRAME_SUFFIXES
+from .data.pipeline import FramePlan, TestPipeline
+from .data.rawframes import find_rgb_template
+from .errors import InferenceError, UnsupportedProtocolError
 from .index import ModelEntry, TestProtocol, get_model_info
+from .progress import progress_bar
+from .runtime import forward_views, resolve_device
 
 __all__ = [
-    "VIDEO_EXTENSIONS",
     "ClassScore",
     "InferenceError",
     "Prediction",
     "Predictor",
     "check_source",
-    "default_device",
-    "expand_inputs",
-    "forward_views",
     "inference_protocol",
     "input_pipeline",
     "load_model",
     "predict",
 ]
-
-#: File extensions treated as videos when a folder of videos or a list is expanded.
-VIDEO_EXTENSIONS: tuple[str, ...] = (
-    ".mp4",
-    ".avi",
-    ".mkv",
-    ".webm",
-    ".mov",
-    ".m4v",
-    ".mpg",
-    ".mpeg",
-    ".flv",
-    ".wmv",
-    ".3gp",
-    ".ogv",
-    ".ts",
-)
-_FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
-
-
-class InferenceError(ValueError):
-    """A user-facing problem with the inputs or options (wrong modality, bad list file, ...)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -121,26 +103,25 @@ class Prediction:
 # --------------------------------------------------------------------------------------------------
 
 
-def default_device() -> torch.device:
-    """``cuda:$LOCAL_RANK`` (or ``cuda``) when a GPU is available, else ``cpu``."""
-    if torch.cuda.is_available():
-        local = os.environ.get("LOCAL_RANK")
-        return torch.device(f"cuda:{int(local)}" if local is not None else "cuda")
-    return torch.device("cpu")
-
-
 def _entry_of(model: nn.Module) -> ModelEntry:
+    """The entry a model from ``create_model`` was built from (``pretrained_cfg['architecture']``), refused when
+    the model no longer takes that entry's input (another channel count: its test protocol does not fit)."""
     cfg = getattr(model, "pretrained_cfg", None) or {}
-    entry = cfg.get("entry")
-    if isinstance(entry, ModelEntry):
-        return entry
     name = cfg.get("architecture")
-    if name:
-        return get_model_info(name)
-    raise InferenceError(
-        "this model does not say which zoo entry it was built from (model.pretrained_cfg is empty); "
-        "create it with slowonly_zoo.create_model(...) or pass entry=get_model_info(name)"
-    )
+    if not name:
+        raise InferenceError(
+            "this model does not say which zoo entry it was built from (model.pretrained_cfg is empty); "
+            "create it with slowonly_zoo.create_model(...) or pass entry=get_model_info(name)"
+        )
+    entry = get_model_info(name)
+    expected = entry.architecture.in_channels if entry.architecture else None
+    in_chans = getattr(model, "in_channels", expected)
+    if in_chans != expected:
+        raise InferenceError(
+            f"this model takes {in_chans} input channels but the test protocol of {entry.name} is for "
+            f"{expected}; pass entry= an index entry whose protocol fits the model"
+        )
+    return entry
 
 
 def load_model(
@@ -160,18 +141,20 @@ def load_model(
     its inference form (:func:`~slowonly_zoo.models.fuse.optimize_for_inference`: BatchNorm folded, channels-last;
     same outputs to float rounding). A model object is used as it is.
     """
-    dev = torch.device(device) if device is not None else default_device()
+    dev = resolve_device(device)
     if isinstance(model_or_name, str):
+        from .factory import check_model_name, create_model_for_entry
+
+        # a file path as the name is refused: it would not be read
+        check_model_name(model_or_name, checkpoint_given=checkpoint is not None)
         entry = get_model_info(model_or_name)
         if entry.is_ensemble:
             raise InferenceError(
                 f"{entry.name} fuses the scores of {' and '.join(entry.members)} (RGB frames and optical flow); "
                 "run predict with each member on its own input, or use `slowonly-zoo verify` on the dataset"
             )
-        from .factory import create_model
-
-        model = create_model(
-            entry.name,
+        model: nn.Module = create_model_for_entry(
+            entry,
             pretrained=pretrained and checkpoint is None,
             checkpoint_path=checkpoint,
             device=dev,
@@ -199,6 +182,13 @@ def inference_protocol(entry: ModelEntry, clips: int | None = None) -> TestProto
     protocol = entry.protocol
     if protocol is None:
         raise InferenceError(f"{entry.name} has no test protocol in the index, so it cannot run on videos")
+    if not protocol.is_mmaction2:
+        # FAIR's sampling / view ensemble / sigmoid are not run yet; mmaction2's in their place would give other
+        # scores than FAIR's without saying so
+        raise UnsupportedProtocolError(
+            f"predict does not run {entry.name}'s test protocol yet ({', '.join(protocol.fair_pieces())}); "
+            "build the model with create_model(name, checkpoint_path=...) and feed it your own clips"
+        )
     if protocol.resize_short is None:
         protocol = dataclasses.replace(protocol, resize_short=protocol.crop_size)
     if clips is not None:
@@ -228,7 +218,7 @@ def check_source(entry: ModelEntry, source: str | os.PathLike[str]) -> None:
                 "x_00001.jpg / y_00001.jpg files"
             )
     elif source.is_dir():
-        names = [p.name for p in source.iterdir() if p.suffix.lower() in _FRAME_SUFFIXES]
+        names = [p.name for p in source.iterdir() if p.suffix.lower() in FRAME_SUFFIXES]
         if not names:
             raise InferenceError(f"{source} is a folder without JPEG frames (expected img_00001.jpg, ...)")
 
@@ -237,49 +227,24 @@ def _with_folder_template(protocol: TestProtocol, entry: ModelEntry, source: Pat
     """For an RGB frame folder, use whichever known file name template its files follow."""
     if not source.is_dir() or protocol.normalize == "flow":
         return protocol
-    candidates = [protocol.filename_tmpl] if protocol.filename_tmpl else []
-    candidates += ["img_{:05}.jpg", "{:05}.jpg", "img_{:05d}.png", "{:06}.jpg"]
-    for tmpl in candidates:
-        if tmpl and (source / tmpl.format(1)).is_file():
-            return dataclasses.replace(protocol, filename_tmpl=tmpl, start_index=1, data_format="rawframes")
-    for tmpl in candidates:
-        if tmpl and (source / tmpl.format(0)).is_file():
-            return dataclasses.replace(protocol, filename_tmpl=tmpl, start_index=0, data_format="rawframes")
-    raise InferenceError(
-        f"{source}: cannot find the first frame; name frames img_00001.jpg, img_00002.jpg, ... "
-        f"(or {entry.name}'s own template {protocol.filename_tmpl!r}), numbered from 1"
-    )
+    found = find_rgb_template(source, protocol.filename_tmpl)
+    if found is None:
+        raise InferenceError(
+            f"{source}: cannot find the first frame; name frames img_00001.jpg, img_00002.jpg, ... "
+            f"(or {entry.name}'s own template {protocol.filename_tmpl!r}), numbered from 1"
+        )
+    tmpl, start = found
+    return dataclasses.replace(protocol, filename_tmpl=tmpl, start_index=start, data_format="rawframes")
 
 
-def input_pipeline(protocol: TestProtocol, entry: ModelEntry, source: Path) -> Any:
-    """The :class:`~slowonly_zoo.data.pipeline.TestPipeline` that turns ``source`` into views under ``protocol``,
-    after :func:`check_source` (frame folders get the file name template their frames follow)."""
-    from .data.pipeline import TestPipeline
-
+def input_pipeline(
+    protocol: TestProtocol, entry: ModelEntry, source: Path, frame_plan: FramePlan | None = None
+) -> TestPipeline:
+    """The :class:`~slowonly_zoo.data.pipeline.TestPipeline` that turns ``source`` into views under ``protocol``
+    (and ``frame_plan``, default: the protocol's test clips), after :func:`check_source` (frame folders get the
+    file name template their frames follow)."""
     check_source(entry, source)
-    return TestPipeline(_with_folder_template(protocol, entry, source))
-
-
-def forward_views(
-    model: nn.Module,
-    views: torch.Tensor,
-    device: torch.device,
-    batch_views: int,
-    fn: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """``fn`` (the model's forward, or part of it) over ``views`` on ``device``, in inference mode, at most
-    ``batch_views`` at a time (one at a time on CPU, which is faster there: see
-    :func:`~slowonly_zoo.models.fuse.views_per_forward`); the float32 outputs concatenated along the first
-    dimension."""
-    from .models.fuse import views_per_forward
-
-    step = views_per_forward(device, batch_views)
-    outs = []
-    with torch.inference_mode():
-        for start in range(0, views.shape[0], step):
-            chunk = views[start : start + step].to(device, non_blocking=True)
-            outs.append(fn(chunk.contiguous(memory_format=torch.channels_last_3d)).float().contiguous())
-    return torch.cat(outs)
+    return TestPipeline(_with_folder_template(protocol, entry, source), frame_plan=frame_plan)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -290,7 +255,8 @@ def forward_views(
 class Predictor:
     """A loaded model plus its inference protocol; call :meth:`predict_one` per input.
 
-    Args: as :func:`predict`. ``batch_views`` caps how many views go through the network at once.
+    Args: as :func:`predict`. ``batch_views`` caps how many views go through the network at once; ``progress``:
+    a bar over each input's views (None: on a terminal, see :func:`slowonly_zoo.progress.show_progress`).
     """
 
     def __init__(
@@ -302,19 +268,31 @@ class Predictor:
         device: str | torch.device | None = None,
         entry: ModelEntry | None = None,
         batch_views: int = 30,
+        progress: bool | None = None,
     ) -> None:
+        self.progress = progress
         self.model, self.entry = load_model(model_or_name, checkpoint=checkpoint, device=device, entry=entry)
         self.device = next(self.model.parameters()).device
         self.protocol = inference_protocol(self.entry, clips)
-        self.labels = self.entry.labels
+        from .factory import class_names_of
+
+        # the names of the model's own head (none for a replaced head), never read back from a model they no
+        # longer fit; an entry passed explicitly names a model without names of the same head size
+        self.labels = class_names_of(self.model, entry)
         self.batch_views = max(1, int(batch_views))
 
     def probabilities(self, source: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         """Averaged class probabilities (softmax per view, mean over views) and the number of views."""
         path = Path(source)
         views = input_pipeline(self.protocol, self.entry, path)(path)
-        logits = forward_views(self.model, views, self.device, self.batch_views, self.model)
+        n = int(views.shape[0])
+        with progress_bar(total=n, desc=path.name, unit="view", leave=False, progress=self.progress) as bar:
+            logits = forward_views(self.model, views, self.device, self.batch_views, on_chunk=bar.update)
         probs = torch.softmax(logits, dim=-1).mean(dim=0)
+        if not bool(torch.isfinite(probs).all()):  # never rank NaNs: a broken checkpoint or input is an error
+            raise InferenceError(
+                f"{path}: the model's scores are not finite (NaN or infinite); check the checkpoint and the input"
+            )
         return probs.cpu().numpy().astype(np.float64), int(views.shape[0])
 
     def predict_one(self, source: str | os.PathLike[str], topk: int = 5) -> Prediction:
@@ -359,54 +337,3 @@ def predict(
                 check_source(entry, item)
     predictor = Predictor(model_or_name, checkpoint=checkpoint, clips=clips, device=device)
     return [predictor.predict_one(v, topk) for v in items]
-
-
-# --------------------------------------------------------------------------------------------------
-# inputs
-# --------------------------------------------------------------------------------------------------
-
-
-def _is_frame_folder(path: Path) -> bool:
-    return path.is_dir() and any(p.suffix.lower() in _FRAME_SUFFIXES for p in path.iterdir())
-
-
-def _read_list(list_file: Path, root: Path | None) -> list[Path]:
-    base = root if root is not None else list_file.parent
-    out: list[Path] = []
-    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        first = line.split()[0]  # annotation files ("path label", "frame_dir total label") work as lists too
-        p = Path(first)
-        out.append(p if p.is_absolute() else base / p)
-    if not out:
-        raise InferenceError(f"{list_file} lists no videos (one path per line expected)")
-    return out
-
-
-def expand_inputs(items: Iterable[str | os.PathLike[str]], *, root: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Turn command-line inputs into a list of video files / frame folders.
-
-    * a ``.txt``/``.lst``/``.list`` file: one path per line (the first field, so annotation files work too),
-      relative to ``root`` or else to the list file's folder;
-    * a frame folder (holds ``.jpg``/``.png`` files): itself;
-    * any other folder: the video files directly inside it (sorted);
-    * anything else: itself.
-    """
-    root_path = Path(root) if root is not None else None
-    out: list[Path] = []
-    for item in items:
-        path = Path(item)
-        if path.is_file() and path.suffix.lower() in (".txt", ".lst", ".list"):
-            out.extend(_read_list(path, root_path))
-        elif path.is_dir() and not _is_frame_folder(path):
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-            if not found:
-                raise InferenceError(
-                    f"{path} holds neither video files ({', '.join(VIDEO_EXTENSIONS[:4])}, ...) nor frames"
-                )
-            out.extend(found)
-        else:
-            out.append(path)
-    return out

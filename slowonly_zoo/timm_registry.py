@@ -2,8 +2,10 @@
 ``import slowonly_zoo`` and goes through the same verified loading path as :func:`slowonly_zoo.create_model`.
 
 timm keys its registry by the entrypoint function's ``__name__`` and reads pretrained metadata from the
-``default_cfgs`` of the function's module; both live here. timm's image-only data config helpers do not apply
-to video models: use :mod:`slowonly_zoo.data` for the test-time pipeline.
+``default_cfgs`` of the function's module; both live here. The configs are the entry's own
+(:func:`slowonly_zoo.factory.timm_pretrained_cfg`: bilinear resize, the protocol's crop size and fraction, its
+mean/std, class names), so ``timm.data.resolve_data_config`` describes one centre-crop view of the test protocol;
+the full multi-clip, multi-crop pipeline is :mod:`slowonly_zoo.data`.
 """
 
 from __future__ import annotations
@@ -13,35 +15,11 @@ from typing import Any
 
 from timm.models import register_model
 
-from .factory import create_model
-from .index import ModelEntry
+from .factory import create_model_for_entry, timm_pretrained_cfg
+from .index import ModelEntry, get_model_info
 
 default_cfgs: dict[str, dict[str, Any]] = {}
 """timm-style pretrained configs, one per registered name (filled by :func:`register_entry`)."""
-
-
-def _timm_cfg(entry: ModelEntry) -> dict[str, Any]:
-    protocol = entry.protocol
-    crop = protocol.crop_size if protocol else 224
-    scale = 255.0
-    mean = tuple(m / scale for m in protocol.mean) if protocol else None
-    std = tuple(s / scale for s in protocol.std) if protocol else None
-    cfg: dict[str, Any] = {
-        "url": entry.checkpoint.url if entry.checkpoint else "",
-        "hf_hub_id": entry.checkpoint.hf_hub_id if entry.checkpoint and entry.checkpoint.hf_hub_id else None,
-        "num_classes": entry.num_classes,
-        "input_size": (entry.architecture.in_channels, crop, crop),
-        "first_conv": "backbone.stem.conv",
-        "classifier": "head.fc",
-        "license": "apache-2.0",
-        "notes": (
-            f"video model: input (N, C, T={entry.architecture.clip_len}, H, W); test protocol in "
-            "slowonly_zoo.get_model_info(name).protocol",
-        ),
-    }
-    if mean is not None:
-        cfg.update(mean=mean, std=std)
-    return cfg
 
 
 def _entrypoint(name: str) -> Callable[..., Any]:
@@ -55,7 +33,7 @@ def _entrypoint(name: str) -> Callable[..., Any]:
         overlay = pretrained_cfg_overlay or {}
         if overlay.get("file"):
             kwargs.setdefault("checkpoint_path", overlay["file"])
-        return create_model(name, pretrained=pretrained, **kwargs)
+        return create_model_for_entry(get_model_info(name), pretrained=pretrained, **kwargs)
 
     entrypoint.__name__ = entrypoint.__qualname__ = name
     entrypoint.__module__ = __name__
@@ -67,5 +45,5 @@ def register_entry(entry: ModelEntry) -> None:
     """Make ``entry`` creatable through timm (ensembles are skipped: they are not a single network)."""
     if entry.members:
         return
-    default_cfgs[entry.name] = _timm_cfg(entry)
+    default_cfgs[entry.name] = timm_pretrained_cfg(entry)
     globals()[entry.name] = register_model(_entrypoint(entry.name))

@@ -44,6 +44,17 @@ def _isolated_index():
     registry.entries, registry.origins, registry.lookup = (dict(d) for d in saved)
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op torch thread (the tests share two cores); restored afterwards."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture()
 def server():
     """A fault-injecting HTTP server on 127.0.0.1 (tests/loopback_server.py), stopped after the test."""

@@ -19,6 +19,7 @@ The server runs in a daemon thread and is safe to use from child processes (they
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -131,10 +132,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._record(status, sent)
         if sent < len(body):  # injected drop: cut the connection mid-body
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _simple(self, status: int, body: bytes) -> None:
         self.send_response(status)

@@ -5,7 +5,8 @@ Runs mmaction2 1.2.0's transforms (``DecordInit``/``DecordDecode`` or ``PyAVDeco
 mmaction2 0.x's pipeline, the one behind the README numbers:
 
 * ``SampleFrames`` keeps 1.x's code for everything except the test-mode clip offsets, which are 0.x's
-  (spec §3.2, written out here independently of ``slowonly_zoo.data.sampling``);
+  (0.x ``mmaction/datasets/pipelines/loading.py``, written out here independently of
+  ``slowonly_zoo.data.sampling``);
 * normalisation is 0.x's ``Normalize`` (mmcv ``imnormalize_``: ``cv2.subtract``/``cv2.multiply`` per frame for
   RGB; ``(x - 128) / 128`` in numpy float32 for flow) instead of 1.x's ``ActionDataPreprocessor``.
 
@@ -25,7 +26,7 @@ __all__ = ["decord_frame_count", "mmaction_views", "sample_0x_offsets"]
 
 
 def sample_0x_offsets(num_frames: int, clip_len: int, frame_interval: int, num_clips: int) -> np.ndarray:
-    """mmaction2 0.x ``SampleFrames._get_test_clips`` (spec §3.2)."""
+    """mmaction2 0.x ``SampleFrames._get_test_clips`` (``mmaction/datasets/pipelines/loading.py``)."""
     ori_clip_len = clip_len * frame_interval
     avg_interval = (num_frames - ori_clip_len + 1) / float(num_clips)
     if num_frames > ori_clip_len - 1:

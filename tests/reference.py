@@ -106,7 +106,7 @@ def randomize_(model: torch.nn.Module, seed: int) -> torch.nn.Module:
                 tensor.fill_(int(torch.randint(1, 1000, (1,), generator=generator)))
             elif name.endswith("running_var"):
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.5 + 0.75)
-            elif name.endswith("running_mean") or name.endswith("bias"):
+            elif name.endswith(("running_mean", "bias")):
                 tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.1)
             elif name.endswith("bn.weight"):
                 tensor.copy_(torch.rand(tensor.shape, generator=generator) * 0.5 + 0.5)

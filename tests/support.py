@@ -6,6 +6,8 @@ has it; a test that needs it and does not find it fails (never skips), saying wh
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +29,11 @@ def require_shared(path: Path) -> Path:
             pytrace=False,
         )
     return path
+
+
+def fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter (nothing imported yet, cwd the checkout) and return its stripped stdout;
+    a non-zero exit fails the test with the interpreter's stderr."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()

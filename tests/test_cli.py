@@ -418,7 +418,7 @@ def test_verify_exit_2_then_fuse(tmp_path):
 
 
 def test_import_download_export(user_index, ckpts, tmp_path, capsys, monkeypatch):
-    name, mirror = user_index
+    name, _mirror = user_index
     assert cli.main(["download", "--json"]) == 1 and "--all" in capsys.readouterr().err
     assert cli.main(["import", str(tmp_path / "nothing-here.pth")]) == 1
     capsys.readouterr()

@@ -77,7 +77,7 @@ def test_dataset_k400_list_resolves_bare_ids(tmp_path, shared_videos):
     shutil.copy(shared_videos / "cleaning_pool_32f.mp4", tmp_path / "abc123.mp4")
     ann = tmp_path / "k400_val.txt"
     ann.write_text("abc123, 32, 62\n")
-    ds = TestDataset(get_model_info("slowonly_r50_4x16x1_k400"), ann, tmp_path, fmt="video")
+    ds = TestDataset(get_model_info("slowonly_r50_4x16x1_k400"), ann, tmp_path, source_format="video")
     sample = ds[0]
     assert sample.error is None and sample.views.shape[0] == 30
 
@@ -89,7 +89,7 @@ def test_dataset_gym99_rawframes_uses_listed_total_and_reports_missing_frames(tm
     ann = tmp_path / "gym99_val_list_rawframes.txt"
     ann.write_text("clip_a 30 7\nclip_b 30 8\n")  # clip_b's list says 30 but only 3 flow frames exist
     entry = get_model_info("slowonly_r50_4x16x1_gym99_flow")
-    ds = TestDataset(entry, ann, root, fmt="rawframes")
+    ds = TestDataset(entry, ann, root, source_format="rawframes")
     a, b = ds[0], ds[1]
     assert a.error is None and a.views.shape == (10, 2, 4, 256, 256)
     assert b.views is None and "x_000" in b.error
@@ -108,3 +108,18 @@ def test_dataset_in_dataloader_worker_processes(tmp_path, shared_videos):
     assert torch.equal(
         batch[0].views, TestPipeline(entry.protocol, normalize=False, decode_thread=False)(tmp_path / "a.mp4")
     )
+
+
+def test_bare_ids_find_every_known_video_extension(tmp_path):
+    """A list id without a suffix is looked up as ``id.*`` over the one list of video extensions."""
+    from slowonly_zoo.data.formats import VIDEO_EXTENSIONS
+
+    assert {".mp4", ".avi", ".webm", ".wmv", ".3gp", ".ts"} <= set(VIDEO_EXTENSIONS)
+    (tmp_path / "clip.wmv").write_bytes(b"")
+    (tmp_path / "clip.txt").write_bytes(b"")
+    ds = TestDataset(get_model_info("slowonly_r50_4x16x1_k400"), tmp_path / "unused", tmp_path, annotations=[])
+    assert ds.resolve(Annotation("clip", 0)) == tmp_path / "clip.wmv"
+    with pytest.raises(ValueError, match="unknown source format 'folder'; choose one of auto, video, rawframes"):
+        TestDataset(get_model_info("slowonly_r50_4x16x1_k400"), tmp_path, tmp_path, "folder", annotations=[])
+    with pytest.raises(ValueError, match="unknown source format"):
+        read_annotations(tmp_path / "clip.txt", source_format="videos")

@@ -2,7 +2,7 @@
 
 Every comparison is exact: the uint8 crops are identical and the float32 views equal to the last bit (max abs
 difference 0.0), because decoding is frame-exact, the resize reproduces OpenCV's fixed-point arithmetic and the
-normalisation reproduces mmcv's. Protocols come from the model index; the sampler is mmaction2 0.x's (the spec's).
+normalisation reproduces mmcv's. Protocols come from the model index; the sampler is mmaction2 0.x's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from mm_pipeline import mmaction_views, write_clip, write_flow_folder, write_rgb_folder
+from reference0x import run_reference_0x
 
 from slowonly_zoo.data.decode import read_frames
 from slowonly_zoo.data.pipeline import TestPipeline, normalize_views
@@ -101,6 +102,39 @@ def test_flow_rawframes_protocol(tmp_path):
     assert_same_views(views, mmaction_views(p, folder, total_frames=45))
 
 
+@pytest.mark.slow
+def test_flow_exact_2x_downscale_resizes_planes_like_0x(tmp_path):
+    """512x640 -> 256x320 is an exact 2x downscale, where OpenCV's rounding depends on the channel count. mmaction2
+    0.x (the code behind the reported numbers) decodes flow as separate x/y grey planes and resizes each
+    (``RawFrameDecode`` in mmaction/datasets/pipelines/loading.py); 1.x stacks them first (a 2-channel resize that
+    differs in about 1 pixel of 8). The views must equal 0.24.1's own test pipeline."""
+    p = protocol("slowonly_r50_4x16x1_k400_flow")
+    folder = write_flow_folder(tmp_path / "flow", 45, 512, 640)
+    views = TestPipeline(p)(folder, total_frames=45)
+    ref = run_reference_0x(
+        """
+        from mmaction.datasets.pipelines import Compose
+        p = inputs["protocol"]
+        pipeline = Compose([
+            dict(type="SampleFrames", clip_len=p["clip_len"], frame_interval=p["frame_interval"],
+                 num_clips=p["num_clips"], test_mode=True),
+            dict(type="RawFrameDecode"),
+            dict(type="Resize", scale=(-1, p["resize_short"])),
+            dict(type="ThreeCrop", crop_size=p["crop_size"]),
+            dict(type="Normalize", mean=list(p["mean"]), std=list(p["std"]), to_bgr=False),
+            dict(type="FormatShape", input_format="NCTHW"),
+        ])
+        results = pipeline(dict(frame_dir=inputs["folder"], total_frames=45, label=0, start_index=1,
+                                filename_tmpl=p["filename_tmpl"], modality="Flow"))
+        outputs["views"] = torch.from_numpy(results["imgs"])
+        """,
+        tmp_path / "ref0x",
+        {"folder": str(folder), "protocol": dataclasses.asdict(p)},
+    )["views"]
+    assert tuple(ref.shape) == tuple(views.shape) == (30, 2, 4, 256, 256)
+    assert_same_views(views, ref.numpy())
+
+
 def test_gym99_flow_center_crop_and_gym_frame_count(tmp_path):
     p = protocol("slowonly_r50_4x16x1_gym99_flow")
     assert p.crop == "center" and p.num_views == 10
@@ -141,3 +175,24 @@ def test_uint8_views_and_device_normalisation(shared_videos):
 def test_flow_protocol_rejects_video(shared_videos):
     with pytest.raises(ValueError, match="flow protocol"):
         TestPipeline(protocol("slowonly_r50_4x16x1_k400_flow"))(shared_videos / "archery.avi")
+
+
+def test_frame_plan_replaces_the_test_sampling(shared_videos):
+    """A frame plan passed in decides the clips (here 3 clips instead of the protocol's 10), with the same numbers
+    as mmaction2's pipeline sampling those 3 clips; ``run`` reports the plan."""
+    from slowonly_zoo.data.sampling import sample_frame_indices
+
+    base = dataclasses.replace(protocol("slowonly_r50_4x16x1_k400_video"), crop="center")
+    three = dataclasses.replace(base, num_clips=3)
+    path = shared_videos / "arm_wrestling.mp4"
+
+    def plan(total: int, start: int) -> np.ndarray:
+        return sample_frame_indices(total, base.clip_len, base.frame_interval, 3, start)
+
+    clip, views = TestPipeline(base, frame_plan=plan).run(path)
+    assert views.shape == (3, 3, 4, 256, 256)
+    assert clip.source_format == "video" and clip.start_index == 0
+    assert np.array_equal(clip.indices, plan(clip.total_frames, 0))
+    assert_same_views(views, mmaction_views(three, path))
+    with pytest.raises(ValueError, match="frame plan must give"):
+        TestPipeline(base, frame_plan=lambda total, start: np.arange(4))(path)

@@ -69,3 +69,24 @@ def test_count_rawframes_layouts(tmp_path):
     assert count_rawframes(gym, "{}_{:05d}.jpg", "flow") == 9
     with pytest.raises(FrameReadError):
         count_rawframes(tmp_path / "nope")
+
+
+def test_find_rgb_template_and_frame_folders(tmp_path):
+    from slowonly_zoo.data.rawframes import find_rgb_template, is_frame_folder
+
+    def folder(name: str, files: list[str]):
+        d = tmp_path / name
+        d.mkdir()
+        for f in files:
+            (d / f).write_bytes(b"")
+        return d
+
+    plain = folder("plain", ["00001.jpg", "00002.jpg"])  # sthv1 / Jester layout
+    assert find_rgb_template(plain) == ("{:05}.jpg", 1)
+    zero = folder("zero", ["img_00000.jpg"])  # only a frame 0: found after every template numbered from 1
+    assert find_rgb_template(zero) == ("img_{:05}.jpg", 0)
+    own = folder("own", ["frame1.jpg", "00001.jpg"])
+    assert find_rgb_template(own, preferred="frame{}.jpg") == ("frame{}.jpg", 1)  # the protocol's own first
+    assert find_rgb_template(folder("none", ["a.jpg"])) is None
+    assert is_frame_folder(plain) and is_frame_folder(folder("png", ["x.PNG"]))
+    assert not is_frame_folder(folder("videos", ["a.mp4"])) and not is_frame_folder(plain / "00001.jpg")

@@ -1,4 +1,5 @@
-"""Test-clip frame indices against every example of the spec (§3.2) and the reference doc."""
+"""Test-clip frame indices against examples of mmaction2 0.x ``SampleFrames``
+(``mmaction/datasets/pipelines/loading.py``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resize (bit-exact with OpenCV), crops, normalisation and view layout against OpenCV / mmcv / the spec."""
+"""Resize (bit-exact with OpenCV), crops, normalisation and view layout against OpenCV / mmcv / mmaction2 0.x."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from slowonly_zoo.data.decode import read_frames
 from slowonly_zoo.data.transforms import (
+    LinearResizer,
     center_crop_offset,
     format_views,
     normalize_flow,
@@ -205,3 +206,21 @@ def test_table_fallback_equals_arithmetic_on_frames():
     assert fast.dtype == table.dtype == torch.float32 and torch.equal(fast, table)
     with pytest.raises(ValueError, match="channels"):
         Normalizer(mean, std, "rgb")(frames, channel_dim=2)
+
+
+def test_separate_planes_resize_each_channel_like_a_grey_image():
+    """Flow frames are two grey planes upstream; on an exact 2x downscale OpenCV rounds 2-channel images otherwise."""
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (2, 64, 96, 2), dtype=np.uint8)
+    for size in [(32, 48), (40, 50)]:
+        want = np.stack(
+            [np.stack([cv2.resize(f[..., k], size[::-1], interpolation=cv2.INTER_LINEAR) for k in range(2)], -1)
+             for f in frames]
+        )  # fmt: skip
+        got = resize_linear(torch.from_numpy(frames), size, separate_planes=True).numpy()
+        np.testing.assert_array_equal(got, want)
+        planar = LinearResizer(64, 96, 2, *size, separate_planes=True)
+        np.testing.assert_array_equal(planar(torch.from_numpy(frames[0])).numpy(), want[0])
+    as_image = resize_linear(torch.from_numpy(frames), (32, 48)).numpy()  # OpenCV on a 2-channel image
+    np.testing.assert_array_equal(as_image[0], cv2.resize(frames[0], (48, 32), interpolation=cv2.INTER_LINEAR))
+    assert (as_image != resize_linear(torch.from_numpy(frames), (32, 48), separate_planes=True).numpy()).any()

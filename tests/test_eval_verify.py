@@ -140,7 +140,7 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
         out=out,
         num_workers=1,
         batch_views=12,
-        fmt="video",
+        source_format="video",
         device="cpu",
         progress=False,
         print_fn=printed.append,
@@ -191,7 +191,7 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
         out=tmp_path / "raw",
         num_workers=0,
         batch_views=12,
-        fmt="video",
+        source_format="video",
         device="cpu",
         progress=False,
         print_fn=None,
@@ -208,7 +208,7 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
         checkpoint=ckpt,
         out=out,
         num_workers=0,
-        fmt="video",
+        source_format="video",
         device="cpu",
         progress=False,
         print_fn=None,
@@ -222,7 +222,7 @@ def test_verify_video_list_end_to_end(tmp_path: Path, video_data: tuple[Path, Pa
             checkpoint=ckpt,
             out=tmp_path / "strict",
             num_workers=0,
-            fmt="video",
+            source_format="video",
             device="cpu",
             strict=True,
             progress=False,
@@ -253,7 +253,7 @@ def test_verify_gym99_fusion_on_rawframes(tmp_path: Path, frame_data: tuple[Path
         out=out,
         num_workers=0,
         batch_views=12,
-        fmt="rawframes",
+        source_format="rawframes",
         device="cpu",
         progress=False,
         print_fn=None,
@@ -314,3 +314,8 @@ def test_verify_full_protocol_on_one_real_video(tmp_path: Path, shared_videos: P
     assert report["protocol"]["num_clips"] == 10 and report["protocol"]["crop"] == "three"
     assert report["reported"] == {"top1": 72.9, "top5": 90.82, "mean_class_accuracy": None}
     assert report["verdict"] == "failed" and "72.90" in printed[0]
+
+
+def test_unknown_source_format_is_refused_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown source format 'folder'; choose one of auto, video, rawframes"):
+        verify("slowonly_r50_4x16x1_k400", tmp_path, tmp_path / "missing.txt", source_format="folder", out=tmp_path)

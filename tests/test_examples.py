@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import create_model
+from slowonly_zoo.weights.checkpoint import read_weights_file
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -160,12 +161,14 @@ def test_finetune_folder_tiny(ckpt, tmp_path):
         str(data),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    epochs = re.findall(r"epoch (\d+): train loss ([\d.]+) acc ([\d.]+), val loss ([\d.]+) acc ([\d.]+)", proc.stdout)
+    epochs = re.findall(r"epoch (\d+): train loss ([\d.]+) acc ([\d.]+), val top-1 ([\d.]+)", proc.stdout)
     assert [int(e[0]) for e in epochs] == [1, 2, 3]
     assert all(np.isfinite(float(v)) for e in epochs for v in e[1:])
     assert "reloaded model gives identical logits: True" in proc.stdout
-    assert (out / "labels.txt").read_text().split() == ["moving_left", "moving_right"]
-    state = load_file(str(out / "model.safetensors"))
+    final = out / "epoch_3.safetensors"  # the trainer's checkpoint: weights, head size and class names
+    assert f"{final}: 2 classes ['moving_left', 'moving_right']" in proc.stdout
+    assert read_weights_file(final).class_names == ("moving_left", "moving_right")
+    state = load_file(str(final))
     assert state["head.fc.weight"].shape == (2, 2048)
     # the fine-tuned backbone moved away from the checkpoint it started from
     start = create_model(MODEL, checkpoint_path=ckpt).state_dict()

@@ -59,7 +59,7 @@ ALIASES = {
     # the 256p checkpoints' own names
     "slowonly_r50_256p_8x8x1_256e_kinetics400_rgb_20200820-75851a7d": "slowonly_r50_8x8x1_k400_256p",
     "slowonly_r50_256p_4x16x1_256e_kinetics400_rgb": "slowonly_r50_4x16x1_k400_256p",
-    # displayed vs real flow config name (spec §0.7)
+    # displayed vs real flow config name (the 0.x README row says 196e, the config file 256e)
     "slowonly_r50_8x8x1_196e_kinetics400_flow": "slowonly_r50_8x8x1_k400_flow",
     "slowonly_r50_8x8x1_256e_kinetics400_flow": "slowonly_r50_8x8x1_k400_flow",
     # checkpoint file names, paths and URLs, any case
@@ -68,13 +68,13 @@ ALIASES = {
     "https://download.openmmlab.com/mmaction/recognition/slowonly/omni/"
     "slowonly_r101_omni_8x8x1_kinetics400_rgb_20200926-b5dbb701.pth": "slowonly_r101_8x8x1_k400_omni",
     "SlowOnly_R101_8x8x1_196e_Kinetics400_RGB": "slowonly_r101_8x8x1_k400",
-    # OmniSource's first file names (spec §0.13)
+    # OmniSource's first file names (0.x slowonly metafile.yml history)
     "slowonly_OmniSource_kinetics400_se_rgb_r50_seg1_4x16_scratch-71f7b8ee.pth": "slowonly_r50_4x16x1_k400_omni",
     "slowonly_OmniSource_kinetics400_se_rgb_r101_seg1_8x8_scratch-2f838cb0": "slowonly_r101_8x8x1_k400_omni",
     # the gym99 flow checkpoint folder says 'kinetics', the config 'k400'
     "slowonly_kinetics_pretrained_r50_4x16x1_120e_gym99_flow": "slowonly_r50_4x16x1_gym99_flow",
     "slowonly_k400_pretrained_r50_4x16x1_120e_gym99_flow": "slowonly_r50_4x16x1_gym99_flow",
-    # the metafile's slip (spec §0.12) must not move the ImageNet HMDB51 name
+    # the 0.x metafile.yml's naming slip must not move the ImageNet HMDB51 name
     "slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb": "slowonly_r50_8x4x1_hmdb51_in1k",
     "slowonly_k400_pretrained_r50_8x4x1_40e_hmdb51_rgb": "slowonly_r50_8x4x1_hmdb51_k400",
     "slowonly_imagenet_pretrained_r50_8x8x1_64e_jester_rgb-b56a5389": "slowonly_r50_8x8x1_jester",
@@ -84,7 +84,7 @@ LABEL_LINES = {
     "kinetics400.txt": 400, "kinetics600.txt": 600, "kinetics700.txt": 700, "gym99.txt": 99,
     "jester.txt": 27, "hmdb51.txt": 51, "ucf101.txt": 101, "sthv1.txt": 174,
 }  # fmt: skip
-LABEL_SHA256_PREFIX = {  # spec §7
+LABEL_SHA256_PREFIX = {  # mmaction2's tools/data/*/label_map*.txt
     "kinetics400.txt": "e9f2806f", "kinetics600.txt": "8dfca420", "kinetics700.txt": "2f265d35",
     "ucf101.txt": "fabeefc5", "hmdb51.txt": "c24c56a7",
 }  # fmt: skip
@@ -133,15 +133,19 @@ def test_index_layout_follows_model_index_convention() -> None:
         assert {"Name", "In Collection", "Alias", "Config", "Metadata", "Results", "Weights"} <= set(m)
         assert m["In Collection"] == "SlowOnly"
         for r in m["Results"]:
-            assert r["Task"] == "Action Recognition" and r["Dataset"] and r["Metrics"]
+            task = "Action Detection" if "Not Supported" in m else "Action Recognition"  # FAIR's AVA detector
+            assert r["Task"] == task and r["Dataset"] and r["Metrics"]
 
 
 # --- names ----------------------------------------------------------------------------------------
 
 
+MM0X = "mmaction2-0.x"  # the README's entries (FAIR's: tests/test_index_fair.py)
+
+
 def test_exactly_the_canonical_names() -> None:
-    assert ix.list_models() == sorted(CANONICAL)
-    assert ix.list_models(pretrained=True) == sorted(n for n, s in CANONICAL.items() if s)
+    assert ix.list_models(provenance=MM0X) == sorted(CANONICAL)
+    assert ix.list_models(pretrained=True, provenance=MM0X) == sorted(n for n, s in CANONICAL.items() if s)
     assert ix.list_models(pretrained=False) == ["slowonly_r50_4x16x1_gym99_fusion"]
     assert ix.list_models("*GYM99*") == [
         "slowonly_r50_4x16x1_gym99", "slowonly_r50_4x16x1_gym99_flow", "slowonly_r50_4x16x1_gym99_fusion",
@@ -199,7 +203,7 @@ def test_every_readme_checkpoint_is_in_exactly_one_entry() -> None:
     require_shared(SEED_README)
     urls = set(re.findall(r"\[ckpt\]\((https://[^)\s]+)\)", SEED_README.read_text(encoding="utf-8")))
     assert len(urls) == 25
-    entries = [ix.get_model_info(n) for n in ix.list_models()]
+    entries = [ix.get_model_info(n) for n in ix.list_models(provenance=MM0X)]
     for url in urls:
         holders = [e.name for e in entries if e.checkpoint and e.checkpoint.url == url]
         assert len(holders) == 1, (url, holders)
@@ -223,7 +227,7 @@ def test_rows_reusing_a_checkpoint_are_extra_results() -> None:
     first = ix.get_model_info("slowonly_r50_4x16x1_k400").results[0]
     assert (first.inference_time, first.inference_frames, first.gpu_mem) == (4.0, "40x3 frames", 3168)
     assert first.resolution == "short-side 320" and first.row == 4
-    total_rows = sum(len(ix.get_model_info(n).results) for n in ix.list_models())
+    total_rows = sum(len(ix.get_model_info(n).results) for n in ix.list_models(provenance=MM0X))
     assert total_rows == 29  # 11 + 3 + 4 + 1 + 1 + 3 + 1 + 2 + 2 + 1 README rows
     assert ix.get_model_info("slowonly_r50_8x8x1_k400").train_resolution == "short-side 320"
     assert ix.get_model_info("slowonly_r50_8x8x1_k400_256p").train_resolution == "short-side 256"
@@ -252,34 +256,35 @@ def test_gym99_fusion_ensemble() -> None:
     assert e.num_classes == 400 and len(e.labels) == 99
 
 
-# --- hand-kept facts (spec) -----------------------------------------------------------------------
+# --- hand-kept facts (0.x configs) --------------------------------------------------------------------
 
 
 def test_architecture_and_protocol_facts() -> None:
     for name in ("slowonly_r50_4x16x1_gym99", "slowonly_r50_4x16x1_gym99_flow"):
-        assert ix.get_model_info(name).num_classes == 400  # spec §0.1
+        assert ix.get_model_info(name).num_classes == 400  # the gym99 0.x configs keep the base 400-way head
     sth = ix.get_model_info("slowonly_r50_8x4x1_sthv1")
-    assert sth.architecture.with_pool1 is False  # spec §0.2
+    assert sth.architecture.with_pool1 is False  # the sthv1 0.x config
     assert (sth.protocol.resize_short, sth.protocol.crop, sth.protocol.crop_size) == (128, "three", 128)
     assert sth.num_classes == 174
     for name in ("slowonly_r50_8x8x1_k600", "slowonly_r50_8x8x1_k700"):
         p = ix.get_model_info(name).protocol
-        assert p.resize_short is None and p.crop_size == 256 and p.data_format == "video"  # spec §0.4
+        assert p.resize_short is None and p.crop_size == 256 and p.data_format == "video"  # K600/K700 0.x test_pipeline
         assert p.start_index == 0 and p.filename_tmpl is None
     flow = ix.get_model_info("slowonly_r50_4x16x1_gym99_flow")
-    assert flow.protocol.crop == "center" and flow.protocol.num_views == 10  # spec §0.3
+    assert flow.protocol.crop == "center" and flow.protocol.num_views == 10  # gym99 flow 0.x test_pipeline
     assert flow.architecture.in_channels == 2 and flow.protocol.mean == ix.FLOW_MEAN
     jester = ix.get_model_info("slowonly_r50_8x8x1_jester")
-    assert (jester.architecture.clip_len, jester.architecture.frame_interval) == (8, 4)  # spec §0.5
+    assert (jester.architecture.clip_len, jester.architecture.frame_interval) == (8, 4)  # the jester 0.x config
     assert jester.protocol.frame_interval == 4 and jester.protocol.filename_tmpl == "{:05}.jpg"
     nl = ix.get_model_info("slowonly_imagenet_pretrained_r50_8x8x1_150e_kinetics400_rgb")
     assert nl.architecture.non_local is False and nl.pretrain == "ImageNet"
     assert ix.get_model_info("slowonly_r50_nl_8x8x1_k400").architecture.non_local is True
     assert ix.get_model_info("slowonly_r101_8x8x1_k400_omni").architecture.depth == 101
-    for name in ix.list_models(pretrained=True):
+    for name in ix.list_models(pretrained=True, provenance=MM0X):
         e = ix.get_model_info(name)
         p, a = e.protocol, e.architecture
         assert (p.num_clips, p.average_clips) == (10, "prob")
+        assert p.is_mmaction2 and a.head_mode == "global" and e.checkpoint.format == "mmaction2-pth"
         assert (p.clip_len, p.frame_interval) == (a.clip_len, a.frame_interval)
         assert p.num_views == (10 if name == "slowonly_r50_4x16x1_gym99_flow" else 30)
         assert (p.mean, p.std) == ((ix.RGB_MEAN, ix.RGB_STD) if a.modality == "rgb" else (ix.FLOW_MEAN, ix.FLOW_STD))
@@ -288,7 +293,7 @@ def test_architecture_and_protocol_facts() -> None:
 
 def test_parameter_counts() -> None:
     head = lambda k: 2048 * k + k  # noqa: E731
-    assert ix.get_model_info("slowonly_r50_8x8x1_k400").params == 32_454_096  # spec §5
+    assert ix.get_model_info("slowonly_r50_8x8x1_k400").params == 32_454_096  # counted on the built 0.x model
     assert ix.get_model_info("slowonly_r50_8x8x1_k400_flow").params == 32_450_960
     assert ix.get_model_info("slowonly_r50_nl_4x16x1_k400").params == 39_808_464
     assert ix.get_model_info("slowonly_r101_8x8x1_k400_omni").params == 60_359_120
@@ -310,7 +315,7 @@ def test_label_files() -> None:
             assert hashlib.sha256(data).hexdigest()[:8] == LABEL_SHA256_PREFIX[name]
     k400 = ix.get_model_info("slowonly_r50_8x8x1_k400").labels
     assert len(k400) == 400 and k400[0] == "abseiling" and "massaging person's head" in k400
-    for name in ix.list_models():
+    for name in ix.list_models(provenance=MM0X):
         e = ix.get_model_info(name)
         assert 0 < len(e.labels) <= e.num_classes
         assert len(e.labels) == (99 if "gym99" in name else e.num_classes)
@@ -331,7 +336,7 @@ def test_label_count_above_head_size_is_an_error(tmp_path: Path) -> None:
 
 
 def test_round_trips() -> None:
-    for name in ix.list_models():
+    for name in ix.list_models(supported=False):
         e = ix.get_model_info(name)
         assert ix.ModelEntry.from_index_dict(e.to_index_dict()) == e
         assert ix.ModelEntry.from_index_dict(json.loads(json.dumps(e.to_index_dict()))) == e
@@ -359,7 +364,7 @@ def test_extra_index_from_environment(tmp_path: Path, fresh_index: pytest.Monkey
     e = ix.get_model_info("MY_FT.pth")
     assert e.name == "my_slowonly_ft" and e.labels == ("one", "two", "three")
     assert Path(e.label_file).is_absolute()
-    assert "my_slowonly_ft" in ix.list_models(pretrained=True) and len(ix.list_models()) == 27
+    assert "my_slowonly_ft" in ix.list_models(pretrained=True) and len(ix.list_models()) == 33  # 26 + 6 FAIR + 1
 
 
 def test_extra_index_clash_names_the_file(tmp_path: Path, fresh_index: pytest.MonkeyPatch) -> None:

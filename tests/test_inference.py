@@ -20,10 +20,10 @@ from slowonly_zoo.inference import (
     InferenceError,
     Predictor,
     check_source,
-    expand_inputs,
     inference_protocol,
     predict,
 )
+from slowonly_zoo.inputs import expand_inputs
 
 VIDEO_MODEL = "slowonly_r50_4x16x1_k400_video"
 GYM_RGB = "slowonly_r50_4x16x1_gym99"

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from support import KEYS_DIR, REPO_ROOT, require_shared
+from support import KEYS_DIR, REPO_ROOT, fresh_python, require_shared
 from upstream_checkpoints import randomized_upstream_state_dict, save_published, write_upstream_checkpoint
 
 import slowonly_zoo
@@ -28,8 +28,8 @@ def _family(entry) -> str:
 SINGLE_MODELS = [name for name in slowonly_zoo.list_models() if not slowonly_zoo.get_model_info(name).members]
 
 
-def test_there_are_25_single_checkpoint_models():
-    assert len(SINGLE_MODELS) == 25
+def test_there_are_31_single_checkpoint_models():
+    assert len(SINGLE_MODELS) == 31  # 25 mmaction2 0.x + 6 FAIR (tests/test_index_fair.py)
 
 
 @pytest.mark.parametrize("name", SINGLE_MODELS)
@@ -132,7 +132,7 @@ def test_ensemble_entry_is_not_a_single_network():
 def test_model_api_and_metadata(tmp_path):
     model = slowonly_zoo.create_model("slowonly_r50_8x4x1_sthv1")
     assert model.pretrained_cfg["architecture"] == "slowonly_r50_8x4x1_sthv1"
-    assert model.pretrained_cfg["entry"].dataset
+    assert model.pretrained_cfg["dataset"] == "Something-Something V1"
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():
         feats = model.forward_features(x)
@@ -154,6 +154,7 @@ def test_torch_hub_local_checkout(tmp_path):
     assert "slowonly_r50_8x8x1_k400" in entrypoints and "list_models" in entrypoints
     assert "slowonly_r50_4x16x1_gym99_fusion" not in entrypoints
     assert len([n for n in entrypoints if n.startswith("slowonly_")]) == 25
+    assert len([n for n in entrypoints if n.startswith("slow_r50_")]) == 6  # FAIR's; not the AVA detector
     assert "Build a SlowOnly model" in hubconf.slowonly_r50_8x8x1_k400.__doc__
 
     names = torch.hub.load(str(REPO_ROOT), "list_models", source="local", pattern="*_k400")
@@ -172,6 +173,7 @@ def test_timm_registration(tmp_path):
     import timm
 
     assert len(timm.list_models("slowonly*", pretrained=True)) == 25
+    assert len(timm.list_models("slow_r50_*", pretrained=True)) == 6  # FAIR's
     path = write_upstream_checkpoint(tmp_path, "slowonly_r50_8x4x1_hmdb51_in1k", seed=4)
     model = timm.create_model("slowonly_r50_8x4x1_hmdb51_in1k", pretrained_cfg_overlay=dict(file=str(path)))
     assert model.num_classes == 51
@@ -191,7 +193,7 @@ def test_timm_registration_does_not_import_timm_eagerly():
         "assert len(names) == 26 and 'my_finetuned_slowonly' in names, names\n"
         "print('ok')\n"
     )
-    assert _fresh_python(code) == "ok"
+    assert fresh_python(code) == "ok"
 
 
 def test_timm_registration_survives_a_find_spec_probe():
@@ -202,14 +204,4 @@ def test_timm_registration_survives_a_find_spec_probe():
         "import timm\n"
         "print(len(timm.list_models('slowonly*', pretrained=True)))\n"
     )
-    assert _fresh_python(code) == "25"
-
-
-def _fresh_python(code: str) -> str:
-    """Run ``code`` in a new interpreter (nothing imported yet) and return its stripped stdout."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+    assert fresh_python(code) == "25"

@@ -1,6 +1,6 @@
 """End to end against upstream: per-video class probabilities from ``verify`` equal mmaction2's own.
 
-mmaction2's side: its test pipeline (decord decode, ``Resize``, ``ThreeCrop``, ``FormatShape``; the spec's 0.x
+mmaction2's side: its test pipeline (decord decode, ``Resize``, ``ThreeCrop``, ``FormatShape``; mmaction2 0.x's
 ``SampleFrames`` offsets, since the README numbers come from 0.x) and its own recognizer with the same randomised
 weights, prob-averaged over the 30 views as ``average_clips='prob'`` does. Our side: ``slowonly_zoo.evaluation.
 verify`` reading the same upstream-format checkpoint file.
@@ -19,7 +19,7 @@ from slowonly_zoo.evaluation import verify
 from slowonly_zoo.evaluation.scores import read_scores
 from slowonly_zoo.index import get_model_info
 
-TOLERANCE = 3e-3  # issue 4's bound; what we reach is printed and asserted far tighter below
+TOLERANCE = 3e-3  # the bound this test accepts (probabilities); what we reach is printed and asserted far tighter below
 CLIPS = ["arm_wrestling.mp4", "cleaning_pool_32f.mp4"]
 
 

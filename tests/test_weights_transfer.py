@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,10 +20,12 @@ import torch
 from loopback_server import Fault, LoopbackServer
 from weights_helpers import make_entry, read_tensors, write_tiny_checkpoint
 
+from slowonly_zoo.errors import WeightsNotFoundError
 from slowonly_zoo.weights import cache
 from slowonly_zoo.weights.checkpoint import read_state_dict, read_upstream_checkpoint
+from slowonly_zoo.weights.hub_export import export
 from slowonly_zoo.weights.sources import fetch_weights_report
-from slowonly_zoo.weights.transfer import download, export, import_files
+from slowonly_zoo.weights.transfer import download, import_files
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +38,9 @@ def _fast(monkeypatch):
 
 def _assert_bit_identical(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
     assert sorted(got) == sorted(want)
-    for key in want:
-        assert got[key].dtype == want[key].dtype and got[key].shape == want[key].shape, key
-        assert torch.equal(got[key].view(-1).view(torch.uint8), want[key].reshape(-1).view(torch.uint8)), key
+    for key, value in want.items():
+        assert got[key].dtype == value.dtype and got[key].shape == value.shape, key
+        assert torch.equal(got[key].view(-1).view(torch.uint8), value.reshape(-1).view(torch.uint8)), key
 
 
 # ------------------------------------------------------------------------------------------------- import
@@ -98,16 +101,28 @@ def test_download_reports_per_model(tmp_path, server):
     assert "HTTP 404" in reports[1].message and "slowonly-zoo import" in reports[1].message
     assert "slowonly_no_such_model" in reports[2].message
 
-    # Damage the cached file without changing its size: --verify finds it and fetches it again.
+    # Damage the cached file without changing its size: the next use re-hashes the changed file and repairs it.
     path = reports[0].path
     data = bytearray(path.read_bytes())
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
-    assert [r.status for r in download([good.name])] == ["cached"]
-    again = download([good.name], verify=True)
+    again = download([good.name])
     assert again[0].status == "repaired" and "differs from recorded" in again[0].message
     assert [r.status for r in download([good.name], verify=True)] == ["verified"]
     assert len(server.gets("/files/" + ckpt.name)) == 2
+
+    # Damage in place that keeps inode, size and mtime (bit rot): this process hashed the file already, so the
+    # ordinary check trusts it; --verify is the deep check and re-hashes whatever this process has seen.
+    stat = path.stat()
+    with open(path, "r+b") as fh:
+        fh.seek(-1, os.SEEK_END)
+        last = fh.read(1)
+        fh.seek(-1, os.SEEK_END)
+        fh.write(bytes([last[0] ^ 0xFF]))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert [r.status for r in download([good.name])] == ["cached"]
+    assert [r.status for r in download([good.name], verify=True)] == ["repaired"]
+    assert len(server.gets("/files/" + ckpt.name)) == 3
 
 
 # ------------------------------------------------------------------------------------------------- export
@@ -204,10 +219,19 @@ def test_hub_source_via_loopback_hub(tmp_path, server, monkeypatch):
     dead = server.url("/upstream/" + ckpt.name)
     server.add("/upstream/" + ckpt.name, b"", faults=[Fault(status=404)])
 
-    # 1. hf_hub_id with a pinned revision.
+    # 0. A Hub file only claims its source sha256: without SLOWONLY_ZOO_TRUST_CLAIMS it is "unverified", refused.
     entry = make_entry(ckpt, url=dead, hf_hub_id="zoo-test/pinned@v1.0")
     exported = export(entry.name, tmp_path / "repo", weights_path=ckpt)
     commit = _serve_hub_repo(server, "zoo-test/pinned", "v1.0", exported.out_dir)
+    with pytest.raises(WeightsNotFoundError) as refused:
+        fetch_weights_report(entry)
+    hf_attempt = next(a for a in refused.value.attempts if a.kind == "huggingface")
+    assert hf_attempt.error.startswith("ValueError: unverified: model.safetensors in zoo-test/pinned claims")
+    assert not cache.weights_path(entry.name).exists()
+
+    # 1. hf_hub_id with a pinned revision, claims trusted on request.
+    monkeypatch.setenv("SLOWONLY_ZOO_TRUST_CLAIMS", "1")
+    server.clear_log()
     result = fetch_weights_report(entry)
     assert result.record.source == f"hf://zoo-test/pinned@{commit}" and result.record.source_kind == "hf"
     assert result.attempts[-1].kind == "huggingface" and result.attempts[-1].error is None
@@ -245,13 +269,34 @@ def test_hub_source_via_loopback_hub(tmp_path, server, monkeypatch):
 
 
 def test_import_an_export_folder(tmp_path):
-    """An export folder (e.g. downloaded from the Hub by hand) imports by the source sha256 in its metadata."""
+    """An export folder (e.g. downloaded from the Hub by hand) only claims its source sha256: 'unverified' and not
+    cached, unless trust_claims=True, which imports it under that claim."""
     ckpt = write_tiny_checkpoint(tmp_path, seed=51)
     entry = make_entry(ckpt)
     exported = export(entry.name, tmp_path / "folder", weights_path=ckpt)
-    [result] = import_files([exported.out_dir])
+    [refused] = import_files([exported.out_dir])
+    assert refused.status == "unverified" and not refused.ok and refused.names == (entry.name,)
+    assert refused.message.startswith(f"unverified: claims to be converted from {ckpt.name}")
+    assert "--trust-claims" in refused.message and not cache.check_cached(entry.name).ok
+    [result] = import_files([exported.out_dir], trust_claims=True)
     assert result.status == "imported" and result.names == (entry.name,)
+    assert "claims" in result.message and "not verified" in result.message
+    assert cache.read_record(entry.name).source_kind == "import-claimed"
     check = cache.check_cached(entry.name, full=True)
     assert check.ok and check.record.original_sha256 == exported.source_sha256
     assert check.path.stat().st_ino != exported.weights.stat().st_ino  # a copy, not a link to the user's file
     _assert_bit_identical(read_tensors(check.path), read_upstream_checkpoint(ckpt))
+
+
+def test_weights_package_names_its_public_api_and_imports_it_lazily():
+    import subprocess
+    import sys
+
+    from slowonly_zoo import weights
+    from slowonly_zoo.weights import hub_export, sources, transfer
+
+    assert weights.export is hub_export.export and weights.import_files is transfer.import_files
+    assert weights.fetch_weights is sources.fetch_weights
+    assert all(getattr(weights, name) is not None for name in weights.__all__)
+    code = "import sys, slowonly_zoo.weights; assert 'requests' not in sys.modules and 'filelock' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -15,8 +15,12 @@ What comes from where:
   file name; the row without a checkpoint (GYM99 "1: 1 Fusion") is the ensemble entry. The first row naming a
   checkpoint makes the entry, later rows naming the same file become extra reported results.
 * the hand-kept tables below (facts the tables do not carry): canonical names, architecture and test protocol
-  per upstream config (spec §1, §3.3), dataset / head size / label file (spec §2, §7), parameter counts
-  (spec §5) and the few aliases that are not in the README (OmniSource's first file names, spec §0.13).
+  per upstream config (mmaction2 0.x ``configs/recognition/slowonly/*.py``), dataset / head size / label file
+  (the configs' ``cls_head`` and ``tools/data/*/label_map*.txt``), parameter counts (counted on the built 0.x
+  models) and the few aliases that are not in the README (OmniSource's first file names, from the slowonly
+  ``metafile.yml``).
+* FAIR's Slow R50 checkpoints (PySlowFast / pytorchvideo; ``FAIR`` below): hand-kept from
+  ``../shared/reference/fair_slow_checkpoints.md``, appended after the README's entries.
 
 The script fails, naming the row, on anything it cannot map (a new section, a new checkpoint, a row whose
 backbone or input disagrees with the hand-kept facts), so README changes cannot slip through silently.
@@ -34,7 +38,16 @@ from typing import NamedTuple
 
 import yaml
 
-# The records only (standard library + PyYAML): the package's index would load the very file this script writes.
+# The records and recipes only (standard library + PyYAML): the package's index would load the very file this
+# script writes.
+from slowonly_zoo.index.recipes import (
+    INIT_IMAGENET,
+    INIT_SCRATCH,
+    LrPolicy,
+    TrainRecipe,
+    TrainSampling,
+    ValPipeline,
+)
 from slowonly_zoo.index.records import (
     FLOW_MEAN,
     FLOW_STD,
@@ -63,8 +76,8 @@ class Canon(NamedTuple):
     config: str | None  # the upstream config (file stem) whose architecture and test pipeline apply
 
 
-# The canonical names (issue 2). The OmniSource checkpoints have no config of their own; the metafile maps
-# them to the 4x16x1 R50 and the R101 config (spec §0.13), whose architecture and protocol they share.
+# The canonical names (what `slowonly-zoo list` shows). The OmniSource checkpoints have no config of their own; the
+# slowonly metafile.yml maps them to the 4x16x1 R50 and the R101 config, whose architecture and protocol they share.
 CANONICAL: tuple[Canon, ...] = (
     Canon("slowonly_r50_4x16x1_k400", "a69556c6", "slowonly_r50_4x16x1_256e_kinetics400_rgb"),
     Canon("slowonly_r50_4x16x1_k400_256p", "bea7701f", "slowonly_r50_4x16x1_256e_kinetics400_rgb"),
@@ -110,8 +123,8 @@ AMBIGUOUS_OWNER = {
 }
 
 # Aliases the README does not show. The OmniSource checkpoints were first published under other file names
-# (spec §0.13, other bytes, hence other hash prefixes) and have no config: their current file name without
-# the date and hash serves as a config-like name. Note spec §0.12: upstream's metafile names the k400-pretrained
+# (mmaction2 0.x slowonly README history; other bytes, hence other hash prefixes) and have no config: their current
+# file name without the date and hash serves as a config-like name. Note: upstream's metafile names the k400-pretrained
 # HMDB51 entry 'slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb' by mistake; that name stays with the
 # ImageNet-pretrained HMDB51 model, whose config it is.
 EXTRA_ALIASES: dict[str, tuple[str, ...]] = {
@@ -132,7 +145,7 @@ PREVIOUS_FILENAMES: dict[str, tuple[str, ...]] = {
 
 
 class ConfigFacts(NamedTuple):
-    """Architecture (spec §1.4) and test pipeline (spec §3.3) of one upstream config."""
+    """Architecture (``model.backbone``) and test pipeline (``test_pipeline``) of one upstream 0.x config."""
 
     depth: int
     non_local: bool
@@ -178,17 +191,17 @@ CONFIG_FACTS: dict[str, ConfigFacts] = {
         ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
     "slowonly_r101_8x8x1_196e_kinetics400_rgb":
         ConfigFacts(101, False, "rgb", True, 8, 8, "rawframes", _RGB_RF, 256, "three", 256),
-    # K600 / K700: videos pre-resized to short side 256, no Resize at test time (spec §0.4)
+    # K600 / K700: videos pre-resized to short side 256, no Resize at test time (their 0.x configs' test_pipeline)
     "slowonly_r50_video_8x8x1_256e_kinetics600_rgb":
         ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
     "slowonly_r50_video_8x8x1_256e_kinetics700_rgb":
         ConfigFacts(50, False, "rgb", True, 8, 8, "video", None, None, "three", 256),
-    # GYM99: the flow model tests with CenterCrop (10 views, spec §0.3)
+    # GYM99: the flow model tests with CenterCrop (10 views; its 0.x config's test_pipeline)
     "slowonly_imagenet_pretrained_r50_4x16x1_120e_gym99_rgb":
         ConfigFacts(50, False, "rgb", True, 4, 16, "rawframes", _RGB_RF, 256, "three", 256),
     "slowonly_k400_pretrained_r50_4x16x1_120e_gym99_flow":
         ConfigFacts(50, False, "flow", True, 4, 16, "rawframes", _FLOW_RF, 256, "center", 256),
-    # Jester: named 8x8x1 but samples 8 frames at interval 4 (spec §0.5)
+    # Jester: named 8x8x1 but samples 8 frames at interval 4 (its 0.x config's SampleFrames)
     "slowonly_imagenet_pretrained_r50_8x8x1_64e_jester_rgb":
         ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _PLAIN_RF, 256, "three", 256),
     "slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb":
@@ -199,27 +212,27 @@ CONFIG_FACTS: dict[str, ConfigFacts] = {
         ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
     "slowonly_k400_pretrained_r50_8x4x1_40e_ucf101_rgb":
         ConfigFacts(50, False, "rgb", True, 8, 4, "rawframes", _RGB_RF, 256, "three", 256),
-    # Something-Something V1: no stem max-pool, short side 128, ThreeCrop(128) (spec §0.2)
+    # Something-Something V1: no stem max-pool, short side 128, ThreeCrop(128) (its 0.x config)
     "slowonly_imagenet_pretrained_r50_8x4x1_64e_sthv1_rgb":
         ConfigFacts(50, False, "rgb", False, 8, 4, "rawframes", _PLAIN_RF, 128, "three", 128),
 }
 # fmt: on
 
-NUM_CLIPS = 10  # every SlowOnly test pipeline (spec §3.3)
-AVERAGE_CLIPS = "prob"  # every SlowOnly test_cfg (spec §3.1)
+NUM_CLIPS = 10  # every SlowOnly 0.x config's test SampleFrames
+AVERAGE_CLIPS = "prob"  # every SlowOnly 0.x config's test_cfg
 
 
 class DatasetFacts(NamedTuple):
     name: str
-    num_classes: int  # head size of the released models (spec §2)
-    label_file: str  # inside the package (spec §7)
+    num_classes: int  # head size of the released models (the configs' cls_head.num_classes)
+    label_file: str  # inside the package (copies of mmaction2's tools/data/*/label_map*.txt)
 
 
 DATASETS: dict[str, DatasetFacts] = {
     "k400": DatasetFacts("Kinetics-400", 400, "labels/kinetics400.txt"),
     "k600": DatasetFacts("Kinetics-600", 600, "labels/kinetics600.txt"),
     "k700": DatasetFacts("Kinetics-700", 700, "labels/kinetics700.txt"),
-    # GYM99 configs never override num_classes: 400-way heads, 99 labels (spec §0.1)
+    # GYM99 configs never override num_classes: 400-way heads, 99 labels (the gym99 0.x configs)
     "gym99": DatasetFacts("GYM99", 400, "labels/gym99.txt"),
     "jester": DatasetFacts("Jester", 27, "labels/jester.txt"),
     "hmdb51": DatasetFacts("HMDB51", 51, "labels/hmdb51.txt"),
@@ -244,7 +257,7 @@ SECTIONS: dict[str, str] = {
 # README pretrain column -> index value
 PRETRAIN = {"None": None, "ImageNet": "ImageNet", "Kinetics": "Kinetics-400", "Kinetics400": "Kinetics-400"}
 
-# Parameter counts of the 400-class recognizers, counted on the built 0.x models (spec §5). Other head sizes
+# Parameter counts of the 400-class recognizers, counted on the built 0.x models. Other head sizes
 # change only the fc layer: params = backbone + 2048 * K + K.
 HEAD_IN = 2048
 PARAMS_400: dict[tuple[int, bool, str], int] = {
@@ -258,6 +271,349 @@ PARAMS_400: dict[tuple[int, bool, str], int] = {
 def param_count(depth: int, non_local: bool, modality: str, num_classes: int) -> int:
     backbone = PARAMS_400[(depth, non_local, modality)] - (HEAD_IN * 400 + 400)
     return backbone + HEAD_IN * num_classes + num_classes
+
+
+# Train recipes per 0.x config, as mmcv 1.7.0's Config.fromfile resolves the configs of the mmaction2 0.24.1
+# wheel (``mmaction/.mim/configs/recognition/slowonly/``; ../shared/reference/train_recipes.md).
+# tests/test_train_recipes.py checks every field against those configs. Common to all: SGD momentum 0.9,
+# weight decay 1e-4, RandomResizedCrop's default ranges, Flip(0.5), head dropout 0.5, log every 20 iterations,
+# Resize(224, 224, keep_ratio=False) after the crop, one val clip (the TrainRecipe defaults).
+class RecipeFacts(NamedTuple):
+    videos_per_gpu: int
+    lr: float  # for 8 GPUs x videos_per_gpu
+    clip_max_norm: float
+    schedule: LrPolicy
+    epochs: int
+    init: str  # 'scratch', 'imagenet' or the canonical name of the load_from checkpoint
+    val_interval: int  # evaluation.interval
+    save_interval: int  # checkpoint_config.interval
+    resize_short: int | None = 256  # Resize(-1, 256) before RandomResizedCrop; None: none
+    out_size: int = 224
+    val_resize_short: int | None = 256
+    val_crop_size: int = 224
+    flip_label_map: tuple[tuple[int, int], ...] = ()
+
+
+_COS = LrPolicy("cosine")  # CosineAnnealing, min_lr 0, per epoch
+_COS_ITER = LrPolicy("cosine", by_epoch=False)
+_COS_W10 = LrPolicy("cosine", warmup="linear", warmup_epochs=10.0)
+_COS_W34 = LrPolicy("cosine", warmup="linear", warmup_epochs=34.0)
+# hmdb51/ucf101 ImageNet configs: policy CosineAnnealing per iteration over sgd_150e_warmup.py, whose warmup
+# (linear, 10 epochs) the merge keeps (and whose `step`, which the cosine hook does not take)
+_COS_ITER_W10 = LrPolicy("cosine", by_epoch=False, warmup="linear", warmup_epochs=10.0)
+_STEP_90_130_W10 = LrPolicy("step", steps=(90, 130), warmup="linear", warmup_epochs=10.0)
+_STEP_90_110 = LrPolicy("step", steps=(90, 110))
+_STEP_15_30 = LrPolicy("step", steps=(15, 30))
+_K400_8X8 = "slowonly_r50_8x8x1_k400"  # load_from ..._20200703-a79c555a.pth
+_K400_FLOW_4X16 = "slowonly_r50_4x16x1_k400_flow"  # load_from ..._20200704-decb8568.pth
+_JESTER_FLIPS = ((0, 1), (1, 0), (6, 7), (7, 6))  # swiping left/right, pushing/pulling two fingers
+
+_IN1K, _NONE = INIT_IMAGENET, INIT_SCRATCH
+DATA_BENCHMARK = "data_benchmark/"
+
+# fmt: off
+RECIPE_FACTS: dict[str, RecipeFacts] = {
+    # fields: videos_per_gpu, lr, clip_max_norm, schedule, epochs, init, val_interval, save_interval, then the
+    #         pipeline sizes where they differ from the defaults
+    "slowonly_r50_4x16x1_256e_kinetics400_rgb": RecipeFacts(8, 0.1, 40, _COS, 256, _NONE, 5, 4),
+    DATA_BENCHMARK + "slowonly_r50_randomresizedcrop_256p_4x16x1_256e_kinetics400_rgb":
+        RecipeFacts(16, 0.6, 40, _COS, 256, _NONE, 5, 4),
+    DATA_BENCHMARK + "slowonly_r50_randomresizedcrop_340x256_4x16x1_256e_kinetics400_rgb":
+        RecipeFacts(16, 0.6, 40, _COS, 256, _NONE, 5, 4),
+    "slowonly_r50_8x8x1_256e_kinetics400_rgb": RecipeFacts(8, 0.1, 40, _COS, 256, _NONE, 5, 4),
+    "slowonly_r50_video_4x16x1_256e_kinetics400_rgb": RecipeFacts(24, 0.3, 40, _COS, 256, _NONE, 5, 4),
+    "slowonly_imagenet_pretrained_r50_4x16x1_150e_kinetics400_rgb":
+        RecipeFacts(8, 0.01, 40, _STEP_90_130_W10, 150, _IN1K, 5, 4),
+    "slowonly_imagenet_pretrained_r50_8x8x1_150e_kinetics400_rgb":
+        RecipeFacts(8, 0.01, 40, _STEP_90_130_W10, 150, _IN1K, 5, 4),
+    "slowonly_nl_embedded_gaussian_r50_4x16x1_150e_kinetics400_rgb":
+        RecipeFacts(8, 0.01, 40, _STEP_90_130_W10, 150, _IN1K, 5, 1),
+    "slowonly_nl_embedded_gaussian_r50_8x8x1_150e_kinetics400_rgb":
+        RecipeFacts(8, 0.01, 40, _STEP_90_130_W10, 150, _IN1K, 5, 1),
+    # flow: the ImageNet conv1 (3 channels) cannot be inflated into the 2-channel stem, which stays random
+    "slowonly_r50_4x16x1_256e_kinetics400_flow":
+        RecipeFacts(24, 0.06, 40, _COS_W34, 256, _IN1K, 5, 4, val_crop_size=256),
+    "slowonly_r50_8x8x1_256e_kinetics400_flow":
+        RecipeFacts(12, 0.06, 40, _COS_W34, 196, _IN1K, 5, 4, val_crop_size=256),
+    "slowonly_r101_8x8x1_196e_kinetics400_rgb": RecipeFacts(8, 0.1, 40, _COS_W34, 196, _NONE, 5, 4),
+    # K600 / K700: videos stored at short side 256, no Resize in either pipeline
+    "slowonly_r50_video_8x8x1_256e_kinetics600_rgb":
+        RecipeFacts(12, 0.15, 40, _COS, 256, _NONE, 5, 4, resize_short=None, val_resize_short=None),
+    "slowonly_r50_video_8x8x1_256e_kinetics700_rgb":
+        RecipeFacts(12, 0.15, 40, _COS, 256, _NONE, 5, 4, resize_short=None, val_resize_short=None),
+    "slowonly_imagenet_pretrained_r50_4x16x1_120e_gym99_rgb":
+        RecipeFacts(24, 0.03, 40, _STEP_90_110, 120, _IN1K, 5, 1),
+    "slowonly_k400_pretrained_r50_4x16x1_120e_gym99_flow":
+        RecipeFacts(24, 0.03, 40, _STEP_90_110, 120, _K400_FLOW_4X16, 5, 1, val_crop_size=256),
+    # Jester: no Resize before the crop, CenterCrop(256) at validation, mirrored gestures swap labels
+    "slowonly_imagenet_pretrained_r50_8x8x1_64e_jester_rgb":
+        RecipeFacts(8, 0.1, 40, _COS_ITER, 64, _IN1K, 5, 4, resize_short=None, val_crop_size=256,
+                    flip_label_map=_JESTER_FLIPS),
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_hmdb51_rgb":
+        RecipeFacts(8, 0.1, 40, _COS_ITER_W10, 64, _IN1K, 1, 1),
+    "slowonly_k400_pretrained_r50_8x4x1_40e_hmdb51_rgb": RecipeFacts(8, 0.001, 20, _STEP_15_30, 40, _K400_8X8, 1, 1),
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_ucf101_rgb":
+        RecipeFacts(8, 0.1, 40, _COS_ITER_W10, 64, _IN1K, 1, 1),
+    "slowonly_k400_pretrained_r50_8x4x1_40e_ucf101_rgb": RecipeFacts(8, 0.001, 20, _STEP_15_30, 40, _K400_8X8, 1, 1),
+    # Something-Something V1: short side 128, 112x112 crops
+    "slowonly_imagenet_pretrained_r50_8x4x1_64e_sthv1_rgb":
+        RecipeFacts(8, 0.1, 40, _COS_W10, 64, _IN1K, 1, 1, resize_short=128, out_size=112, val_resize_short=128,
+                    val_crop_size=112),
+}
+# fmt: on
+
+# Entries trained with another config than the one their architecture and test protocol come from.
+RECIPE_CONFIG: dict[str, str] = {
+    # README rows name the plain 4x16x1 config and the data-benchmark one for this checkpoint (same log); the
+    # data-benchmark config is the short-side-256 recipe (videos_per_gpu 16, lr 0.6)
+    "slowonly_r50_4x16x1_k400_256p": DATA_BENCHMARK + "slowonly_r50_randomresizedcrop_256p_4x16x1_256e_kinetics400_rgb",
+}
+_OMNI_NOTE = (
+    "trained with the OmniSource recipe (configs/recognition/omnisource/), which mixes web images and web videos "
+    "into Kinetics-400; those data are not public in that form, so this recipe (the plain {config} config's) is "
+    "recorded but cannot be rerun as is"
+)
+RECIPE_NOTES: dict[str, str] = {
+    "slowonly_r50_4x16x1_k400_omni": _OMNI_NOTE.format(config="4x16x1 R50"),
+    "slowonly_r101_8x8x1_k400_omni": _OMNI_NOTE.format(config="8x8x1 R101"),
+    "slowonly_r50_8x8x1_k400_256p": "no 0.x config of its own: the 8x8x1 config run on frames stored at short side 256",
+}
+NOT_RUNNABLE = {"slowonly_r50_4x16x1_k400_omni", "slowonly_r101_8x8x1_k400_omni"}
+
+
+def make_recipe(name: str, config_path: str, arch: Architecture, gpus: str | None) -> TrainRecipe:
+    """``name``'s recipe; ``config_path`` is the entry's config ('configs/recognition/slowonly/[...].py')."""
+    if not config_path.startswith(CONFIG_DIR) or not config_path.endswith(".py"):
+        raise SystemExit(f"{name}: config {config_path} is not under {CONFIG_DIR}; add its recipe to RECIPE_CONFIG")
+    stem = RECIPE_CONFIG.get(name, config_path[len(CONFIG_DIR) : -len(".py")])
+    if stem not in RECIPE_FACTS:
+        raise SystemExit(f"{name}: no train recipe for config {stem!r}; add it to RECIPE_FACTS in tools/build_index.py")
+    facts = RECIPE_FACTS[stem]
+    mean, std = (RGB_MEAN, RGB_STD) if arch.modality == "rgb" else (FLOW_MEAN, FLOW_STD)
+    return TrainRecipe(
+        config=f"{CONFIG_DIR}{stem}.py",
+        gpus=gpus,
+        videos_per_gpu=facts.videos_per_gpu,
+        lr=facts.lr,
+        schedule=facts.schedule,
+        epochs=facts.epochs,
+        init=facts.init,
+        sampling=TrainSampling(clip_len=arch.clip_len, frame_interval=arch.frame_interval, num_clips=1),
+        resize_short=facts.resize_short,
+        out_size=facts.out_size,
+        mean=mean,
+        std=std,
+        val=ValPipeline(resize_short=facts.val_resize_short, crop_size=facts.val_crop_size, num_clips=1),
+        clip_max_norm=float(facts.clip_max_norm),
+        flip_label_map=facts.flip_label_map,
+        val_interval=facts.val_interval,
+        save_interval=facts.save_interval,
+        runnable=name not in NOT_RUNNABLE,
+        note=RECIPE_NOTES.get(name),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# FAIR's Slow R50 checkpoints (PySlowFast / pytorchvideo, host dl.fbaipublicfiles.com)
+# --------------------------------------------------------------------------------------------------
+# Facts from ../shared/reference/fair_slow_checkpoints.md (sections 1-4): facebookresearch/SlowFast MODEL_ZOO.md
+# and configs, facebookresearch/pytorchvideo docs/source/model_zoo.md and hub/resnet.py. Their file names carry
+# no hash, so these entries hold no SHA256 Prefix.
+
+FAIR_HOST = "https://dl.fbaipublicfiles.com/"
+PYSLOWFAST_ZOO = "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md"
+PYTORCHVIDEO_ZOO = "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md"
+# RGB / 255, then mean 0.45 and std 0.225 on every channel (SlowFast slowfast/config/defaults.py, DATA.MEAN and
+# DATA.STD; datasets/utils.py tensor_normalize), written on the 0-255 scale of every index entry.
+FAIR_MEAN: tuple[float, ...] = (0.45 * 255,) * 3
+FAIR_STD: tuple[float, ...] = (0.225 * 255,) * 3
+FAIR_TARGET_FPS = 30.0  # DATA.TARGET_FPS
+
+
+class FairFacts(NamedTuple):
+    name: str
+    aliases: tuple[str, ...]
+    provenance: str  # 'pytorchvideo' | 'pyslowfast'
+    path: str  # below FAIR_HOST
+    format: str  # 'pytorchvideo-pyth' | 'caffe2-pkl'
+    dataset: str  # key of FAIR_DATASETS
+    clip_len: int
+    frame_interval: int
+    config: str  # the PySlowFast config the numbers were produced with
+    results: tuple[float | None, float | None, float | None]  # top-1, top-5, mAP (percent)
+    section: str  # where the numbers are written
+    row: int  # line of that file
+
+
+class FairDataset(NamedTuple):
+    name: str
+    num_classes: int
+    label_file: str | None
+    sampling: str  # PROTOCOL_SAMPLINGS
+    num_clips: int
+    view_ensemble: str  # TEST.ENSEMBLE_METHOD (PySlowFast sums by default)
+    score_activation: str  # MODEL.HEAD_ACT
+    metric: str
+
+
+FAIR_DATASETS: dict[str, FairDataset] = {
+    # 10 clips x 3 crops, short side = crop = 256, frames spread over a 30-fps window (SlowFast datasets/decoder.py
+    # and kinetics.py); PySlowFast's Kinetics class ids are the alphabetical order of labels/kinetics400.txt
+    "k400": FairDataset(
+        "Kinetics-400", 400, "labels/kinetics400.txt", "pyslowfast-decoder", 10, "sum", "softmax", "accuracy"
+    ),
+    # 8 frames, one from the middle of each of 8 segments of the whole video, 1 clip x 3 crops (pytorchvideo
+    # data/ssv2.py; SlowFast configs/SSv2/pytorchvideo/SLOW_8x8_R50.yaml). No SSv2 label file ships yet.
+    "ssv2": FairDataset("Something-Something V2", 174, None, "segment-middle", 1, "sum", "softmax", "accuracy"),
+    # 10 clips x 3 crops, max over views, sigmoid scores, mAP (SlowFast configs/Charades/pytorchvideo/SLOW_8x8_R50.yaml)
+    "charades": FairDataset("Charades", 157, None, "pyslowfast-decoder", 10, "max", "sigmoid", "mAP"),
+}
+
+_PTV, _PYSF = "pytorchvideo", "pyslowfast"
+_PTV_ZOO_FILE = "pytorchvideo docs/source/model_zoo.md"
+_PYSF_ZOO_FILE = "SlowFast MODEL_ZOO.md"
+
+# fmt: off
+FAIR: tuple[FairFacts, ...] = (
+    FairFacts("slow_r50_4x16_k400_pytorchvideo", (), _PTV, "pytorchvideo/model_zoo/kinetics/SLOW_4x16_R50.pyth",
+              "pytorchvideo-pyth", "k400", 4, 16, "configs/Kinetics/pytorchvideo/SLOW_4x16_R50.yaml",
+              (72.40, 90.18, None), _PTV_ZOO_FILE, 14),
+    # pytorchvideo's torch.hub `slow_r50` loads this file (pytorchvideo hub/resnet.py)
+    FairFacts("slow_r50_8x8_k400_pytorchvideo", ("slow_r50",), _PTV,
+              "pytorchvideo/model_zoo/kinetics/SLOW_8x8_R50.pyth", "pytorchvideo-pyth", "k400", 8, 8,
+              "configs/Kinetics/pytorchvideo/SLOW_8x8_R50.yaml",
+              (74.58, 91.63, None), _PTV_ZOO_FILE, 15),
+    FairFacts("slow_r50_4x16_k400_pyslowfast", ("SLOWONLY_4x16_R50",), _PYSF,
+              "pyslowfast/model_zoo/kinetics400/SLOWONLY_4x16_R50.pkl", "caffe2-pkl", "k400", 4, 16,
+              "configs/Kinetics/c2/SLOW_4x16_R50.yaml", (72.7, 90.3, None), _PYSF_ZOO_FILE, 10),
+    FairFacts("slow_r50_8x8_k400_pyslowfast", ("SLOWONLY_8x8_R50",), _PYSF,
+              "pyslowfast/model_zoo/kinetics400/SLOWONLY_8x8_R50.pkl", "caffe2-pkl", "k400", 8, 8,
+              "configs/Kinetics/c2/SLOW_8x8_R50.yaml", (74.8, 91.6, None), _PYSF_ZOO_FILE, 11),
+    FairFacts("slow_r50_8x8_ssv2_pytorchvideo", (), _PTV, "pytorchvideo/model_zoo/ssv2/SLOW_8x8_R50.pyth",
+              "pytorchvideo-pyth", "ssv2", 8, 8, "configs/SSv2/pytorchvideo/SLOW_8x8_R50.yaml",
+              (60.04, 85.19, None), _PTV_ZOO_FILE, 33),
+    FairFacts("slow_r50_8x8_charades_pytorchvideo", (), _PTV, "pytorchvideo/model_zoo/charades/SLOW_8x8_R50.pyth",
+              "pytorchvideo-pyth", "charades", 8, 8, "configs/Charades/pytorchvideo/SLOW_8x8_R50.yaml",
+              (None, None, 34.72), _PTV_ZOO_FILE, 41),
+)
+# fmt: on
+# The head of each provenance's published model (../shared/reference/fair_slow_checkpoints.md section 3): the
+# pytorchvideo files load into pytorchvideo's create_resnet / hub slow_r50 (mean of per-position logits), the Caffe2
+# files into PySlowFast's ResNet (eval: mean of per-position softmax). Note: PySlowFast's PTVResNet wrapper, which
+# computed the pytorchvideo files' reported numbers, also applies its softmax/sigmoid per position before the mean
+# (SlowFast slowfast/models/ptv_model_builder.py PTVResNet.forward); 'pyslowfast' here would reproduce that instead.
+FAIR_HEAD_MODE = {_PTV: "pytorchvideo", _PYSF: "pyslowfast"}
+
+# Recorded so that a look-up explains why it cannot be built. pytorchvideo hub `slow_r50_detection`.
+FAIR_UNSUPPORTED_AVA = ModelEntry(
+    name="slow_r50_4x16_ava_pytorchvideo",
+    aliases=("slow_r50_detection",),
+    config=None,
+    collection=COLLECTION,
+    dataset="AVA v2.2",
+    num_classes=80,
+    label_file=None,
+    pretrain="Kinetics-400",
+    train_resolution=None,
+    architecture=None,
+    protocol=None,
+    results=(
+        ReportedResult(
+            dataset="AVA v2.2", task="Action Detection", mean_average_precision=19.5, section=_PTV_ZOO_FILE, row=49
+        ),
+    ),
+    checkpoint=Checkpoint(
+        url=FAIR_HOST + "pytorchvideo/model_zoo/ava/SLOW_4x16_R50_DETECTION.pyth",
+        filename="SLOW_4x16_R50_DETECTION.pyth",
+        sha256_prefix=None,
+        format="pytorchvideo-pyth",
+    ),
+    params=31_798_416,
+    provenance=_PTV,
+    unsupported=(
+        "an AVA action detector: it needs person boxes from a separate detector, RoIAlign and a sigmoid RoI head "
+        "over a res5 with dilation 2, and this zoo builds clip classifiers only; use pytorchvideo's "
+        "slow_r50_detection for it"
+    ),
+)
+
+
+def fair_protocol(facts: FairFacts) -> TestProtocol:
+    ds = FAIR_DATASETS[facts.dataset]
+    return TestProtocol(
+        num_clips=ds.num_clips,
+        clip_len=facts.clip_len,
+        frame_interval=facts.frame_interval,
+        resize_short=256,
+        crop="three",
+        crop_size=256,
+        mean=FAIR_MEAN,
+        std=FAIR_STD,
+        normalize="rgb",
+        average_clips="prob",
+        data_format="video",
+        filename_tmpl=None,
+        start_index=0,
+        sampling=ds.sampling,
+        target_fps=FAIR_TARGET_FPS if ds.sampling == "pyslowfast-decoder" else None,
+        view_ensemble=ds.view_ensemble,
+        score_activation=ds.score_activation,
+        metric=ds.metric,
+    )
+
+
+def fair_entries() -> list[ModelEntry]:
+    """The FAIR entries, in FAIR's order, then the recorded-but-unsupported AVA detector."""
+    entries = []
+    for facts in FAIR:
+        ds = FAIR_DATASETS[facts.dataset]
+        top1, top5, m_ap = facts.results
+        entries.append(
+            ModelEntry(
+                name=facts.name,
+                aliases=facts.aliases,
+                config=facts.config,
+                collection=COLLECTION,
+                dataset=ds.name,
+                num_classes=ds.num_classes,
+                label_file=ds.label_file,
+                pretrain=None if facts.dataset == "k400" else "Kinetics-400",
+                train_resolution=None,
+                architecture=Architecture(
+                    depth=50,
+                    non_local=False,
+                    in_channels=3,
+                    modality="rgb",
+                    with_pool1=True,
+                    clip_len=facts.clip_len,
+                    frame_interval=facts.frame_interval,
+                    head_mode=FAIR_HEAD_MODE[facts.provenance],
+                ),
+                protocol=fair_protocol(facts),
+                results=(
+                    ReportedResult(
+                        dataset=ds.name,
+                        top1=top1,
+                        top5=top5,
+                        mean_average_precision=m_ap,
+                        section=facts.section,
+                        row=facts.row,
+                        source_config=facts.config,
+                    ),
+                ),
+                checkpoint=Checkpoint(
+                    url=FAIR_HOST + facts.path,
+                    filename=facts.path.rsplit("/", 1)[-1],
+                    sha256_prefix=None,
+                    format=facts.format,
+                ),
+                params=param_count(50, False, "rgb", ds.num_classes),
+                training_data=ds.name,
+                provenance=facts.provenance,
+            )
+        )
+    entries.append(FAIR_UNSUPPORTED_AVA)
+    return entries
 
 
 # --------------------------------------------------------------------------------------------------
@@ -551,9 +907,12 @@ def build_entries(text: str) -> list[ModelEntry]:
                 params=param_count(facts.depth, facts.non_local, facts.modality, ds.num_classes),
                 training_data=training_data,
                 epochs=epochs,
+                train_recipe=make_recipe(
+                    c.name, primary.config_path or f"{CONFIG_DIR}{c.config}.py", arch, primary.value("gpus")
+                ),
             )
         )
-    return entries
+    return entries + fair_entries()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -572,7 +931,10 @@ HEADER = """\
 #                             names, the README's displayed config names, checkpoint file stems and folders).
 #                             Look-ups ignore case, a directory/URL prefix and a trailing .py/.pth. A config
 #                             with two checkpoints resolves to its short-side-320 one.
-#   In Collection [collection]; Config [config]: upstream config path (the metafile's for OmniSource)
+#   In Collection [collection]; Provenance [provenance]: who published the checkpoint (mmaction2-0.x,
+#             mmaction2-1.x, pytorchvideo, pyslowfast); Config [config]: upstream config path (the metafile's for
+#             OmniSource, PySlowFast's for FAIR entries)
+#   Not Supported [unsupported]: why the zoo cannot build this model (recorded so a look-up says why)
 #   Metadata: Architecture (informational), Training Data [training_data], Pretrained [pretrain],
 #             Resolution [train_resolution], Epochs [epochs], Parameters [params] (full recognizer)
 #   Results [results]: one item per README row naming this checkpoint, the entry's own row first.
@@ -583,13 +945,25 @@ HEADER = """\
 #   Dataset [dataset], Num Classes [num_classes] (head size; GYM99 heads are 400-way), Label File [label_file]
 #             (relative to the package, one class per line, label order; may list fewer names than classes)
 #   Architecture [architecture]: Depth, Non Local, In Channels, Modality (rgb|flow), With Pool1, Clip Len,
-#             Frame Interval
+#             Frame Interval, Head Mode (only when not 'global': pytorchvideo|pyslowfast, FAIR's window pooling)
 #   Test Protocol [protocol]: Data Format (rawframes|video), Filename Template, Start Index, Num Clips, Clip Len,
 #             Frame Interval, Resize Short (null: no resize), Crop (three|center), Crop Size, Normalize
-#             (rgb|flow), Mean, Std, Average Clips (prob)
+#             (rgb|flow), Mean, Std, Average Clips (prob); FAIR entries add Sampling (pyslowfast-decoder|
+#             segment-middle), Target FPS, View Ensemble (sum|max), Score Activation (sigmoid), Metric (mAP)
 #   Checkpoint [checkpoint]: URL, Filename, SHA256 Prefix (first 8 hex digits of the file's SHA-256, from its
-#             name), Log, JSON, HF Hub ID, Previous Filenames (earlier publications, other bytes)
+#             name; null for FAIR files, whose names carry none), Log, JSON, HF Hub ID, Previous Filenames
+#             (earlier publications, other bytes), Format (mmaction2-pth|pytorchvideo-pyth|pyslowfast-pyth|caffe2-pkl)
 #   Members, Member Weights [members, member_weights]: ensembles only (no Architecture/Test Protocol/Checkpoint)
+#   Train Recipe [train_recipe]: how upstream trained the checkpoint (mmaction2 0.x config, checked against
+#             mmcv's Config.fromfile): Config, Runnable + Note (OmniSource: web data, not rerunnable), GPUs (the
+#             README's), LR GPUs and Videos Per GPU (the batch LR was set for; scale it linearly to yours), LR,
+#             Momentum, Weight Decay (every parameter), Clip Max Norm (global L2), LR Schedule (Policy
+#             cosine|step, By Epoch, Steps in epochs, Gamma, Min LR, Warmup linear|null, Warmup Epochs, Warmup
+#             Ratio), Epochs, Init (scratch | imagenet: torchvision ResNet-50 inflated | a model name: its
+#             checkpoint), Dropout (before the fc), Sampling (train mode), Resize Short (null: none), Crop
+#             (RandomResizedCrop Area and Aspect ranges), Out Size, Flip Ratio, Flip Label Map, Mean, Std, Val
+#             (1 clip, Resize Short, CenterCrop Crop Size), Val Interval, Save Interval (epochs), Log Interval
+#             (iterations)
 """
 
 

@@ -27,27 +27,36 @@ def _metric(value: float | None) -> str:
 
 def render() -> str:
     lines = [
-        "| name | dataset | input | backbone | frames x interval | views | top-1 | top-5 | mean class | params | checkpoint |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|---|",
+        "| name | provenance | dataset | input | backbone | frames x interval | views | top-1 | top-5 | mean class "
+        "| params | checkpoint |",
+        "|---|---|---|---|---|---|---|---:|---:|---:|---:|---|",
     ]
     for name in list_models():
         entry = get_model_info(name)
         result = entry.primary_result
         top1, top5, mca = (result.top1, result.top5, result.mean_class_accuracy) if result else (None,) * 3
+        mca_text = (
+            f"mAP {result.mean_average_precision:g}" if result and result.mean_average_precision else _metric(mca)
+        )
         if entry.members:
             lines.append(
-                f"| `{name}` | {entry.dataset} | rgb + flow | ensemble of {len(entry.members)} | | | {_metric(top1)} "
+                f"| `{name}` | {entry.provenance} | {entry.dataset} | rgb + flow | "
+                f"ensemble of {len(entry.members)} | | | {_metric(top1)} "
                 f"| {_metric(top5)} | {_metric(mca)} | | 1:1 fusion of the two GYM99 models |"
             )
             continue
         arch, protocol = entry.architecture, entry.protocol
         backbone = f"R{arch.depth}" + (" NL" if arch.non_local else "") + ("" if arch.with_pool1 else ", no pool1")
         params = f"{entry.params / 1e6:.2f}M" if entry.params else ""
-        suffix = f"`{entry.checkpoint.sha256_prefix}`" if entry.checkpoint else ""
+        ck = entry.checkpoint
+        # mmaction2 files: the hash prefix of their name; FAIR's (no hash in the name): the file format
+        suffix = "" if ck is None else f"`{ck.sha256_prefix}`" if ck.sha256_prefix else f"{ck.format}, no hash"
+        if arch.head_mode != "global":
+            backbone += f", {arch.head_mode} head"
         lines.append(
-            f"| `{name}` | {entry.dataset} | {arch.modality} | {backbone} | "
+            f"| `{name}` | {entry.provenance} | {entry.dataset} | {arch.modality} | {backbone} | "
             f"{arch.clip_len}x{arch.frame_interval} | {protocol.num_clips}x{protocol.num_crops} "
-            f"| {_metric(top1)} | {_metric(top5)} | {_metric(mca)} | {params} | {suffix} |"
+            f"| {_metric(top1)} | {_metric(top5)} | {mca_text} | {params} | {suffix} |"
         )
     return "\n".join(lines)
 

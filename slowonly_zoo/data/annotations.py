@@ -6,41 +6,45 @@
   optional), i.e. the rawframe layout, where ``video_id`` may name a video file without its extension.
 
 Fields are separated by whitespace and/or commas; blank lines are skipped. A malformed line raises
-:class:`AnnotationError` naming the file and the line.
+:class:`AnnotationError` naming the file and the line. One rule for each kind of hostile list, for every reader of
+lists (``verify``'s :class:`~slowonly_zoo.data.dataset.TestDataset` and training's ``read_train_list``):
+
+* the text is UTF-8; a leading byte-order mark (Notepad's ``utf-8-sig``) is dropped, CRLF / CR line ends and
+  trailing spaces are accepted; any other encoding is refused with the line of the first undecodable byte;
+* an id may appear only once: a second line with the same id is refused, naming both lines (``scores.npz`` and
+  score fusion key the results by id, so a repeated id could not be told apart);
+* with ``num_classes``, a label outside ``0 .. num_classes - 1`` is refused with its line: it would be scored as a
+  miss that no model could avoid.
+
+Ids are taken literally: ``*``, ``?`` and ``[`` are ordinary characters (see
+:func:`~slowonly_zoo.data.formats.resolve_source`).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Annotation", "AnnotationError", "read_annotations"]
+from ..errors import AnnotationError
+from .formats import check_source_format
+
+__all__ = ["Annotation", "AnnotationError", "read_annotations", "read_list_text"]
 
 _SPLIT = re.compile(r"[\s,]+")
-KINDS = ("auto", "video", "rawframes")
-
-
-class AnnotationError(ValueError):
-    """A malformed annotation line (``path`` and 1-based ``line`` say where)."""
-
-    def __init__(self, path: str | os.PathLike[str], line: int, reason: str, text: str = "") -> None:
-        self.path = str(path)
-        self.line = line
-        self.reason = reason
-        shown = f": {text!r}" if text else ""
-        super().__init__(f"{self.path}, line {line}: {reason}{shown}")
 
 
 @dataclass(frozen=True)
 class Annotation:
-    """One annotated video: ``id`` as written in the list (relative to the data root), its label, and the frame
-    count the list gives (``None`` for video lists: the decoder counts)."""
+    """One annotated video: ``id`` as written in the list (relative to the data root), its label, the frame
+    count the list gives (``None`` for video lists: the decoder counts), and the 1-based ``line`` it is on (0 when
+    not read from a file; not part of equality)."""
 
     id: str
     label: int
     total_frames: int | None = None
+    line: int = field(default=0, compare=False)
 
 
 def _int(field: str, what: str, path: str | os.PathLike[str], line_no: int, text: str) -> int:
@@ -53,21 +57,41 @@ def _int(field: str, what: str, path: str | os.PathLike[str], line_no: int, text
     return value
 
 
-def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> list[Annotation]:
-    """Read an annotation list.
-
-    ``kind='video'`` expects ``path label``; ``'rawframes'`` expects ``frame_dir total_frames label`` (also the K400
-    validation list); ``'auto'`` decides per file from the first line's field count (2 or 3).
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+def read_list_text(path: str | os.PathLike[str]) -> str:
+    """The text of a list file (annotation list, or ``predict``/``extract``'s list of inputs): UTF-8, a leading
+    byte-order mark dropped; else :class:`AnnotationError` naming the line of the first undecodable byte."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"list file not found: {path}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = len((data[: exc.start].decode("utf-8-sig") + "x").splitlines())  # any line end (LF, CRLF, CR)
+        raise AnnotationError(
+            path, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the list as UTF-8"
+        ) from None
+
+
+def read_annotations(
+    path: str | os.PathLike[str], source_format: str = "auto", num_classes: int | None = None
+) -> list[Annotation]:
+    """Read an annotation list.
+
+    ``source_format='video'`` expects ``path label``; ``'rawframes'`` expects ``frame_dir total_frames label``
+    (also the K400 validation list); ``'auto'`` decides per file from the first line's field count (2 or 3).
+    ``num_classes``: refuse labels outside ``0 .. num_classes - 1`` (see the module docstring for the other rules).
+    """
+    check_source_format(source_format)
+    path = Path(path)
+    try:
+        text = read_list_text(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"annotation file not found: {path}") from None
     out: list[Annotation] = []
-    expected: int | None = {"video": 2, "rawframes": 3}.get(kind)
+    first_line: dict[str, int] = {}
+    expected: int | None = {"video": 2, "rawframes": 3}.get(source_format)
     for line_no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -85,9 +109,24 @@ def read_annotations(path: str | os.PathLike[str], kind: str = "auto") -> list[A
         if len(fields) != expected:
             layout = "'path label'" if expected == 2 else "'frame_dir total_frames label'"
             raise AnnotationError(path, line_no, f"expected {expected} fields ({layout}), got {len(fields)}", raw)
-        if expected == 2:
-            out.append(Annotation(fields[0], _int(fields[1], "label", path, line_no, raw)))
-        else:
-            total = _int(fields[1], "total_frames", path, line_no, raw)
-            out.append(Annotation(fields[0], _int(fields[2], "label", path, line_no, raw), total))
+        total = None if expected == 2 else _int(fields[1], "total_frames", path, line_no, raw)
+        label = _int(fields[-1], "label", path, line_no, raw)
+        if num_classes is not None and label >= num_classes:
+            raise AnnotationError(
+                path,
+                line_no,
+                f"label {label} is outside 0..{num_classes - 1} (the model has {num_classes} classes); "
+                "fix the label or use a model of this list's dataset",
+                raw,
+            )
+        sid = fields[0]
+        if sid in first_line:
+            raise AnnotationError(
+                path,
+                line_no,
+                f"{sid!r} is already listed on line {first_line[sid]}; list each video once",
+                raw,
+            )
+        first_line[sid] = line_no
+        out.append(Annotation(sid, label, total, line_no))
     return out

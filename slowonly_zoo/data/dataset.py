@@ -10,18 +10,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from ..index import ModelEntry, TestProtocol
 from .annotations import Annotation, read_annotations
 from .decode import VideoDecodeError
+from .formats import resolve_source
 from .pipeline import TestPipeline
 from .rawframes import FrameReadError
 
 __all__ = ["Sample", "TestDataset", "collate"]
-
-_VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".flv", ".mpg", ".mpeg")
 
 
 @dataclass
@@ -34,12 +33,12 @@ class Sample:
     error: str | None = None
 
 
-def _protocol_of(entry_or_protocol: Any) -> Any:
-    protocol = getattr(entry_or_protocol, "protocol", entry_or_protocol)
-    if protocol is None:
-        name = getattr(entry_or_protocol, "name", "this entry")
-        raise ValueError(f"{name} has no test protocol; evaluation needs one")
-    return protocol
+def _protocol_of(entry_or_protocol: ModelEntry | TestProtocol) -> TestProtocol:
+    if isinstance(entry_or_protocol, TestProtocol):
+        return entry_or_protocol
+    if entry_or_protocol.protocol is None:
+        raise ValueError(f"{entry_or_protocol.name} has no test protocol; evaluation needs one")
+    return entry_or_protocol.protocol
 
 
 class TestDataset(torch.utils.data.Dataset):
@@ -49,65 +48,69 @@ class TestDataset(torch.utils.data.Dataset):
         entry: a :class:`slowonly_zoo.index.ModelEntry` (its ``protocol`` is used) or a ``TestProtocol``.
         ann_file: upstream video list, rawframe list or K400 validation list (see :mod:`.annotations`).
         data_root: folder the list's paths are relative to.
-        fmt: ``'auto'`` (each item: a folder is a frame folder, a file a video; ids without extension are looked
-            up as ``id.*``), ``'video'`` or ``'rawframes'``.
+        source_format: ``'auto'`` (each item: a folder is a frame folder, a file a video; ids without extension
+            are looked up as ``id.*``), ``'video'`` or ``'rawframes'`` (see :mod:`.formats`).
         sampling: ``'mmaction0x'`` (default, reproduces the README) or ``'pyslowfast'``.
         strict: raise on the first bad video instead of returning an error sample.
         normalize: float32 views (default) or uint8 views (normalise later with ``normalize_views``, e.g. on the
             model's device: 4x fewer bytes through the DataLoader and to the GPU).
         decode_thread: per video, decode in one worker thread while another resizes, normalises and crops (default);
             ``False`` does it all in the calling thread (the DataLoader worker).
+        num_classes: refuse list lines whose label is outside ``0 .. num_classes - 1`` (default: the entry's
+            ``num_classes``; no check for a bare ``TestProtocol``).
     """
 
     __test__ = False  # not a pytest test class
 
     def __init__(
         self,
-        entry: Any,
+        entry: ModelEntry | TestProtocol,
         ann_file: str | os.PathLike[str],
         data_root: str | os.PathLike[str],
-        fmt: str = "auto",
+        source_format: str = "auto",
         sampling: str = "mmaction0x",
         strict: bool = False,
         normalize: bool = True,
         annotations: list[Annotation] | None = None,
         decode_thread: bool = True,
+        num_classes: int | None = None,
     ) -> None:
         self.protocol = _protocol_of(entry)
         self.data_root = Path(data_root)
-        self.fmt = fmt
+        self.source_format = source_format
         self.strict = strict
         self.pipeline = TestPipeline(
-            self.protocol, sampling=sampling, normalize=normalize, fmt=fmt, decode_thread=decode_thread
+            self.protocol,
+            sampling=sampling,
+            normalize=normalize,
+            source_format=source_format,
+            decode_thread=decode_thread,
         )
-        self.annotations = annotations if annotations is not None else read_annotations(ann_file)
+        if num_classes is None and isinstance(entry, ModelEntry):
+            num_classes = entry.num_classes
+        self.annotations = (
+            annotations if annotations is not None else read_annotations(ann_file, num_classes=num_classes)
+        )
 
     def __len__(self) -> int:
         return len(self.annotations)
 
     def resolve(self, ann: Annotation) -> Path:
         """The file or folder an annotation names (``id`` under ``data_root``; a bare K400 id finds ``id.*``)."""
-        path = self.data_root / ann.id
-        if path.exists() or self.fmt == "rawframes":
-            return path
-        if not path.suffix or path.suffix.lower() not in _VIDEO_SUFFIXES:
-            matches = sorted(p for p in path.parent.glob(path.name + ".*") if p.suffix.lower() in _VIDEO_SUFFIXES)
-            if matches:
-                return matches[0]
-        return path
+        return resolve_source(self.data_root, ann.id, self.source_format)
 
     def load(self, ann: Annotation) -> torch.Tensor:
         """Views of one annotation; raises on bad input."""
         path = self.resolve(ann)
         if not path.exists():
-            kind = "frame folder" if self.fmt == "rawframes" else "video"
-            raise FileNotFoundError(f"{kind} not found: {path}")
-        fmt = self.pipeline.source_format(path)
-        if fmt == "video" and path.is_dir():
-            raise ValueError(f"{path} is a folder but fmt='video'")
-        if fmt == "rawframes" and not path.is_dir():
-            raise ValueError(f"{path} is not a frame folder (fmt='rawframes')")
-        return self.pipeline(path, ann.total_frames if fmt == "rawframes" else None)
+            what = "frame folder" if self.source_format == "rawframes" else "video"
+            raise FileNotFoundError(f"{what} not found: {path}")
+        source_format = self.pipeline.format_of(path)
+        if source_format == "video" and path.is_dir():
+            raise ValueError(f"{path} is a folder but source_format='video'")
+        if source_format == "rawframes" and not path.is_dir():
+            raise ValueError(f"{path} is not a frame folder (source_format='rawframes')")
+        return self.pipeline(path, ann.total_frames if source_format == "rawframes" else None)
 
     def __getitem__(self, index: int) -> Sample:
         ann = self.annotations[index]

@@ -9,6 +9,14 @@ stopping at the last one. Only those frames are converted to RGB.
 
 Errors (missing, empty, truncated or undecodable files) raise :class:`VideoDecodeError`, which names the file and
 the decoder's reason.
+
+Truncated files, one rule: a video is used only when the file holds every frame its container declares and the
+decoder delivers every frame the sampling needs; otherwise it is a bad input (``VideoDecodeError`` saying how many
+frames are missing), never a shorter video. The declared count is the container index's frame count (MP4/MOV's
+sample table, AVI's header), or, for containers that record none (Matroska/WebM), the video track's duration from
+the header times the average frame rate, an estimate, so there a file must hold at least 90% of it. A file cut
+inside its index (an MP4 whose ``moov`` comes last) cannot be opened at all. Upstream's decoder refuses such files
+too (decord 0.6 ``VideoReader`` on an MP4 cut at 50%: "av_read_frame failed"), so leaving them out matches it.
 """
 
 from __future__ import annotations
@@ -20,16 +28,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from ..errors import VideoDecodeError
+
 __all__ = ["VideoDecodeError", "VideoFile", "count_frames", "read_frames"]
-
-
-class VideoDecodeError(RuntimeError):
-    """A video could not be opened or decoded. ``path`` is the file, ``reason`` what went wrong."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"cannot decode video {self.path!r}: {reason}")
 
 
 def _ffmpeg_reason(exc: BaseException) -> str:
@@ -59,7 +60,9 @@ class VideoFile:
         try:
             if not self._container.streams.video:
                 raise VideoDecodeError(path, "no video stream in the file")
-            self._stream = self._container.streams.best("video")
+            stream = self._container.streams.best("video")
+            assert isinstance(stream, av.video.stream.VideoStream)  # there is a video stream (checked above)
+            self._stream = stream
             self._stream.thread_type = threads
             self._packets = self._demux()
         except BaseException:
@@ -68,6 +71,52 @@ class VideoFile:
         if not self._packets:
             self.close()
             raise VideoDecodeError(path, "the video stream has no packets (no frames)")
+        shortfall = self._shortfall()
+        if shortfall:
+            self.close()
+            raise VideoDecodeError(path, shortfall)
+
+    def _declared_frames(self) -> tuple[int, bool]:
+        """The frame count the container declares and whether it is exact (an index) or estimated (duration x
+        rate); ``(0, True)`` when it declares neither."""
+        frames = int(self._stream.frames or 0)
+        if frames > 0:
+            return frames, True
+        seconds = self._video_seconds()
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        if seconds and rate:
+            return round(seconds * float(rate)), False
+        return 0, True
+
+    def _video_seconds(self) -> float | None:
+        """The video track's duration from the header: its own (Matroska's per-track ``DURATION`` tag, or the
+        stream's duration), else the container's (which may include a longer audio track)."""
+        tag = self._stream.metadata.get("DURATION")  # "HH:MM:SS.nnnnnnnnn", written by ffmpeg and mkvmerge
+        if tag:
+            try:
+                h, m, sec = tag.split(":")
+                return int(h) * 3600 + int(m) * 60 + float(sec)
+            except ValueError:
+                pass
+        if self._stream.duration and self._stream.time_base:
+            return float(self._stream.duration * self._stream.time_base)
+        if self._container.duration and self._container.duration > 0:
+            return self._container.duration / 1_000_000  # microseconds (av.time_base)
+        return None
+
+    def _shortfall(self) -> str | None:
+        """Why the file holds fewer frames than its container declares (see the module docstring), or None."""
+        declared, exact = self._declared_frames()
+        present = len(self._packets)
+        if present >= (declared if exact else 0.9 * declared):
+            return None
+        how = (
+            "declares" if exact else f"implies ({self._video_seconds() or 0:.2f} s at {self._stream.average_rate} fps)"
+        )
+        return (
+            f"truncated: the container {how} {declared} frames but the file holds only {present} "
+            f"({declared - present} missing); re-download or re-encode it"
+        )
 
     def _demux(self) -> list[av.Packet]:
         packets: list[av.Packet] = []

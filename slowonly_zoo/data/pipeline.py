@@ -1,9 +1,12 @@
 """The per-entry test pipeline: one video file or frame folder -> the model's test views ``(V, C, T, H, W)``.
 
-It is upstream's test pipeline (spec §3.2-3.3), done in a cheaper order with the same numbers:
+It is upstream's test pipeline (mmaction2 0.x ``configs/recognition/slowonly/*.py`` ``test_pipeline``:
+``SampleFrames(test_mode=True)``, ``DecordDecode`` / ``RawFrameDecode``, ``Resize((-1, S))``, ``ThreeCrop`` /
+``CenterCrop``, ``Normalize``, ``FormatShape('NCTHW')``), done in a cheaper order with the same numbers:
 
 1. frame count: the video's packet count (what decord reports) or the annotation's ``total_frames``;
-2. frame indices: ``SampleFrames(test_mode=True)`` (0.x offsets by default, see :mod:`.sampling`);
+2. frame indices: ``SampleFrames(test_mode=True)`` (0.x offsets by default, see :mod:`.sampling`), or any other
+   frame-index plan passed in (``frame_plan``, e.g. the sliding windows of :mod:`slowonly_zoo.features`);
 3. decode each distinct frame once (videos: PyAV by decode order up to the last needed frame, converting only the
    needed frames to RGB; folders: only the listed JPEGs);
 4. ``Resize(-1, S)`` each distinct frame once, on uint8, bit-exact with OpenCV;
@@ -11,65 +14,57 @@ It is upstream's test pipeline (spec §3.2-3.3), done in a cheaper order with th
 6. ``ThreeCrop``/``CenterCrop`` and ``FormatShape('NCTHW')``: each crop copied straight into its slots of the output,
    view index ``crop * num_clips + clip``.
 
-Calling the pipeline streams: step 3 runs in a background thread while steps 4-6 run frame by frame as frames
-arrive (see :mod:`.views`). :meth:`TestPipeline.decode` + :meth:`TestPipeline.views_from_frames` do the same steps
-in two stages, keeping the resized uint8 frames in between.
-
-The protocol is any object with the attributes of :class:`slowonly_zoo.index.TestProtocol` (``num_clips``,
-``clip_len``, ``frame_interval``, ``resize_short``, ``crop``, ``crop_size``, ``mean``, ``std``, ``normalize``,
-``data_format``, ``filename_tmpl``, ``start_index``).
+There is one code path and it streams: step 3 runs in a background thread while steps 4-6 run frame by frame as
+frames arrive (see :mod:`.views`). :meth:`TestPipeline.run` also returns the :class:`ClipPlan` (frame count and
+sampled indices) for callers that record where each clip starts.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .decode import VideoFile
-from .rawframes import (
-    FLOW_TEMPLATE,
-    RGB_TEMPLATE,
-    count_rawframes,
-    iter_flow_frames,
-    iter_rgb_frames,
-    read_flow_frames,
-    read_rgb_frames,
-)
+from .formats import check_source_format, format_of
+from .rawframes import FLOW_TEMPLATE, RGB_TEMPLATE, count_rawframes, iter_flow_frames, iter_rgb_frames
 from .sampling import SAMPLINGS, sample_frame_indices
-from .threads import run_serially
-from .transforms import Normalizer, center_crop_offset, resize_linear, resize_short_side_size, three_crop_offsets
+from .transforms import Normalizer, center_crop_offset, resize_short_side_size, three_crop_offsets
 from .views import ViewWriter, assemble_views
 
-__all__ = ["DecodedClip", "TestPipeline", "normalize_views"]
+if TYPE_CHECKING:
+    from ..index import TestProtocol
 
-FORMATS = ("auto", "video", "rawframes")
+__all__ = ["ClipPlan", "FramePlan", "TestPipeline", "normalize_views"]
+
+FramePlan = Callable[[int, int], np.ndarray]
+"""``(total_frames, start_index) -> frame indices (num_clips, clip_len)``, start index included: which frames make
+each clip. The default is the protocol's ``SampleFrames(test_mode=True)``."""
 
 
-@dataclass
-class DecodedClip:
-    """What :meth:`TestPipeline.decode` returns: distinct resized uint8 frames and how the clips use them."""
+@dataclass(frozen=True)
+class ClipPlan:
+    """Which frames of one source the pipeline sampled (what :meth:`TestPipeline.run` returns with the views)."""
 
-    frames: torch.Tensor  #: uint8 (n_distinct, H, W, C), resized
-    inverse: torch.Tensor  #: int64 (num_clips * clip_len,): position in ``frames`` of each sampled frame
-    indices: np.ndarray  #: (num_clips, clip_len) sampled frame indices (start index included)
+    source_format: str  #: 'video' or 'rawframes'
     total_frames: int
+    start_index: int  #: number of the first frame (0 for videos, the protocol's for frame folders)
+    indices: np.ndarray  #: (num_clips, clip_len) sampled frame numbers, ``start_index`` included
 
 
-def _modality(protocol: Any) -> str:
-    norm = getattr(protocol, "normalize", "rgb")
+def _modality(protocol: TestProtocol) -> str:
+    norm = protocol.normalize
     if norm not in ("rgb", "flow"):
         raise ValueError(f"protocol.normalize must be 'rgb' or 'flow', got {norm!r}")
     return norm
 
 
-def normalize_views(views: torch.Tensor, protocol: Any) -> torch.Tensor:
+def normalize_views(views: torch.Tensor, protocol: TestProtocol) -> torch.Tensor:
     """Normalise uint8 views ``(V, C, T, H, W)`` (from ``TestPipeline(..., normalize=False)``) to float32.
 
     Same numbers as the pipeline's own normalisation; works on any device (e.g. after moving uint8 views to the
@@ -100,15 +95,18 @@ class TestPipeline:
     """Turn a video path or a frame folder into the protocol's test views.
 
     Args:
-        protocol: a :class:`slowonly_zoo.index.TestProtocol` (or any object with its attributes).
-        sampling: ``'mmaction0x'`` (default; the spec's ``SampleFrames``, which produced the README numbers) or
+        protocol: the entry's :class:`slowonly_zoo.index.TestProtocol`.
+        sampling: ``'mmaction0x'`` (default; mmaction2 0.x ``SampleFrames``, which produced the README numbers) or
             ``'pyslowfast'`` (mmaction2 1.x test offsets; for comparison only).
         normalize: return float32 normalised views (default) or uint8 views (normalise later with
             :func:`normalize_views`, e.g. on the GPU).
-        fmt: ``'auto'`` (a directory is a frame folder, a file is a video), ``'video'`` or ``'rawframes'``.
+        source_format: ``'auto'`` (a directory is a frame folder, a file is a video), ``'video'`` or
+            ``'rawframes'`` (see :mod:`.formats`).
         decode_thread: use worker threads (default): one decodes while another resizes, normalises and crops the
             frames already decoded, and both write frames once decoding is done; their torch ops run serially (see
             :mod:`.threads`). ``False`` does everything in the calling thread, with its torch settings.
+        frame_plan: which frames make the clips (a :data:`FramePlan`); default: the protocol's test sampling
+            (``num_clips`` clips of ``clip_len`` frames every ``frame_interval``, by ``sampling``).
 
     Calling it returns a tensor ``(V, C, T, H, W)`` with ``V = num_crops * num_clips`` ordered crop-major.
     """
@@ -117,56 +115,68 @@ class TestPipeline:
 
     def __init__(
         self,
-        protocol: Any,
+        protocol: TestProtocol,
         sampling: str = "mmaction0x",
         normalize: bool = True,
-        fmt: str = "auto",
+        source_format: str = "auto",
         decode_thread: bool = True,
+        frame_plan: FramePlan | None = None,
     ) -> None:
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS}")
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+        if frame_plan is None and getattr(protocol, "sampling", "mmaction0x") != "mmaction0x":
+            from ..errors import UnsupportedProtocolError
+
+            raise UnsupportedProtocolError(
+                f"the test pipeline does not sample {protocol.sampling!r} clips yet (FAIR's protocol); pass a "
+                "frame_plan (see slowonly_zoo.data.sampling.pyslowfast_decoder_indices / segment_middle_indices)"
+            )
+        check_source_format(source_format)
         if protocol.crop not in ("three", "center"):
             raise ValueError(f"protocol.crop must be 'three' or 'center', got {protocol.crop!r}")
         self.protocol = protocol
         self.modality = _modality(protocol)
         self.sampling = sampling
         self.normalize = normalize
-        self.fmt = fmt
+        self.source_format = source_format
         self.decode_thread = decode_thread
+        self.frame_plan = frame_plan
 
     def __repr__(self) -> str:
         p = self.protocol
+        plan = "" if self.frame_plan is None else ", frame_plan=custom"
         return (
             f"TestPipeline({p.clip_len}x{p.frame_interval}x{p.num_clips}, resize_short={p.resize_short}, "
-            f"crop={p.crop}{p.crop_size}, {self.modality}, sampling={self.sampling!r})"
+            f"crop={p.crop}{p.crop_size}, {self.modality}, sampling={self.sampling!r}{plan})"
         )
 
     # -- pieces -------------------------------------------------------------------------------------------------
 
-    def source_format(self, source: str | os.PathLike[str]) -> str:
-        """'video' or 'rawframes' for this source (resolving ``fmt='auto'`` by whether it is a directory)."""
-        if self.fmt != "auto":
-            return self.fmt
-        return "rawframes" if Path(source).is_dir() else "video"
+    def format_of(self, source: str | os.PathLike[str]) -> str:
+        """'video' or 'rawframes' for this source (resolving ``source_format='auto'`` by whether it is a folder)."""
+        return format_of(source, self.source_format)
 
-    def start_index(self, fmt: str) -> int:
+    def start_index(self, source_format: str) -> int:
         """Number of the first frame: 0 for decoded videos; the protocol's (upstream: 1) for frame folders."""
-        if fmt == "video":
+        if source_format == "video":
             return 0
-        if getattr(self.protocol, "data_format", "rawframes") == "rawframes":
+        if self.protocol.data_format == "rawframes":
             return int(self.protocol.start_index)
         return 1
 
     def filename_tmpl(self) -> str:
-        tmpl = getattr(self.protocol, "filename_tmpl", None)
-        if tmpl:
-            return tmpl
+        """The frame-file template of a frame folder: the protocol's, else upstream's default for the modality."""
+        if self.protocol.filename_tmpl:
+            return self.protocol.filename_tmpl
         return FLOW_TEMPLATE if self.modality == "flow" else RGB_TEMPLATE
 
     def frame_indices(self, total_frames: int, start_index: int = 0) -> np.ndarray:
-        """Sampled frame indices ``(num_clips, clip_len)``."""
+        """Sampled frame indices ``(num_clips, clip_len)``: the ``frame_plan``'s, or the protocol's test clips."""
+        if self.frame_plan is not None:
+            indices = np.asarray(self.frame_plan(total_frames, start_index))
+            if indices.ndim != 2 or indices.size == 0:
+                raise ValueError(f"a frame plan must give (num_clips, clip_len) indices, got shape {indices.shape}")
+            return indices
         p = self.protocol
         return sample_frame_indices(total_frames, p.clip_len, p.frame_interval, p.num_clips, start_index, self.sampling)
 
@@ -206,84 +216,42 @@ class TestPipeline:
             offsets,
             int(self.protocol.crop_size),
             self.normalizer(),
+            separate_planes=self.modality == "flow",
         )
 
-    def _check_video(self, source: str | os.PathLike[str]) -> None:
-        if self.modality == "flow":
-            raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
+    def _assemble(self, frames: Iterator[tuple[int, np.ndarray]], indices: np.ndarray) -> torch.Tensor:
+        """Steps 4-6 over the distinct frames ``frames`` yields (numbered in increasing order)."""
+        _, inverse = np.unique(indices.reshape(-1), return_inverse=True)
+        num_clips, clip_len = indices.shape
+        return assemble_views(frames, lambda size: self.writer(inverse, num_clips, clip_len, size), self.decode_thread)
 
-    def _folder_plan(
-        self, source: str | os.PathLike[str], fmt: str, total_frames: int | None
-    ) -> tuple[int, np.ndarray]:
+    # -- the pipeline -------------------------------------------------------------------------------------------
+
+    def run(self, source: str | os.PathLike[str], total_frames: int | None = None) -> tuple[ClipPlan, torch.Tensor]:
+        """Which frames were sampled, and the views ``(V, C, T, H, W)`` of one video file or frame folder.
+
+        ``total_frames``: a frame folder's frame count as the annotation list gives it (default: counted, as
+        upstream's file-list tools count); videos are always counted by the decoder.
+        """
+        source_format = self.format_of(source)
+        start = self.start_index(source_format)
+        if source_format == "video":
+            if self.modality == "flow":
+                raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
+            with VideoFile(source) as video:
+                total = len(video)
+                plan = ClipPlan(source_format, total, start, self.frame_indices(total, start))
+                distinct = np.unique(plan.indices.reshape(-1))
+                return plan, self._assemble(_numbered(video.iter_frames(distinct)), plan.indices)
         tmpl = self.filename_tmpl()
         total = int(total_frames) if total_frames is not None else count_rawframes(source, tmpl, self.modality)
         if total <= 0:
             raise ValueError(f"{source}: no frames (total_frames={total})")
-        return total, self.frame_indices(total, self.start_index(fmt))
-
-    def decode(self, source: str | os.PathLike[str], total_frames: int | None = None) -> DecodedClip:
-        """Steps 1-4: the distinct sampled frames, decoded and resized (uint8)."""
-        fmt = self.source_format(source)
-        if fmt == "video":
-            self._check_video(source)
-            with VideoFile(source) as video:
-                total = len(video)
-                indices = self.frame_indices(total, 0)
-                distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
-                raw = video.read(distinct)
-        else:
-            total, indices = self._folder_plan(source, fmt, total_frames)
-            distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
-            reader = read_flow_frames if self.modality == "flow" else read_rgb_frames
-            raw = reader(source, distinct, self.filename_tmpl())
-        frames = torch.from_numpy(raw)
-        h, w = frames.shape[1:3]
-        new_h, new_w = self.resized_size(h, w)
-        if (new_h, new_w) != (h, w):
-            frames = resize_linear(frames, (new_h, new_w))
-        return DecodedClip(frames, torch.from_numpy(inverse.reshape(-1).astype(np.int64)), indices, total)
-
-    def views_from_frames(self, clip: DecodedClip) -> torch.Tensor:
-        """Steps 5-6: normalise (optional), crop and lay out ``(V, C, T, H, W)``."""
-        frames = clip.frames
-        n, h, w, c = frames.shape
-        num_clips, clip_len = clip.indices.shape
-        offsets = self.crop_offsets(h, w)
-        writer = ViewWriter(
-            clip.inverse.numpy(),
-            num_clips,
-            clip_len,
-            (h, w, c),
-            (h, w),
-            offsets,
-            int(self.protocol.crop_size),
-            self.normalizer(),
-        )
-
-        def write_all() -> torch.Tensor:
-            for d in range(n):
-                writer.write(d, frames[d])
-            return writer.result()
-
-        return run_serially(write_all) if self.decode_thread else write_all()
+        plan = ClipPlan(source_format, total, start, self.frame_indices(total, start))
+        distinct = np.unique(plan.indices.reshape(-1))
+        reader = iter_flow_frames if self.modality == "flow" else iter_rgb_frames
+        return plan, self._assemble(_numbered(reader(source, distinct, tmpl)), plan.indices)
 
     def __call__(self, source: str | os.PathLike[str], total_frames: int | None = None) -> torch.Tensor:
         """Views ``(V, C, T, H, W)`` of one video file or frame folder (float32, or uint8 with ``normalize=False``)."""
-        cls = type(self)
-        if cls.decode is not TestPipeline.decode or cls.views_from_frames is not TestPipeline.views_from_frames:
-            return self.views_from_frames(self.decode(source, total_frames))  # a subclass changed a stage
-        fmt = self.source_format(source)
-        if fmt == "video":
-            self._check_video(source)
-            with VideoFile(source) as video:
-                indices = self.frame_indices(len(video), 0)
-                distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
-                frames = _numbered(video.iter_frames(distinct))
-                return assemble_views(
-                    frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread
-                )
-        _, indices = self._folder_plan(source, fmt, total_frames)
-        distinct, inverse = np.unique(indices.reshape(-1), return_inverse=True)
-        reader = iter_flow_frames if self.modality == "flow" else iter_rgb_frames
-        frames = _numbered(reader(source, distinct, self.filename_tmpl()))
-        return assemble_views(frames, lambda size: self.writer(inverse, *indices.shape, size), self.decode_thread)
+        return self.run(source, total_frames)[1]

@@ -19,12 +19,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..errors import FrameReadError
+from .formats import FRAME_SUFFIXES
+
 __all__ = [
     "FLOW_TEMPLATE",
     "RGB_TEMPLATE",
+    "RGB_TEMPLATE_CANDIDATES",
     "FrameReadError",
     "count_rawframes",
     "decode_image",
+    "find_rgb_template",
+    "is_frame_folder",
     "iter_flow_frames",
     "iter_rgb_frames",
     "read_flow_frames",
@@ -33,15 +39,30 @@ __all__ = [
 
 RGB_TEMPLATE = "img_{:05}.jpg"
 FLOW_TEMPLATE = "{}_{:05d}.jpg"
+RGB_TEMPLATE_CANDIDATES: tuple[str, ...] = ("img_{:05}.jpg", "{:05}.jpg", "img_{:05d}.png", "{:06}.jpg")
+"""RGB frame-name templates :func:`find_rgb_template` tries after the protocol's own: upstream's default, the
+sthv1/Jester layout, PNG frames, and six-digit numbering."""
 
 
-class FrameReadError(RuntimeError):
-    """A frame file is missing or cannot be decoded. ``path`` names the file, ``reason`` what went wrong."""
+def is_frame_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding frame images (``.jpg`` / ``.jpeg`` / ``.png`` files)."""
+    path = Path(path)
+    return path.is_dir() and any(p.suffix.lower() in FRAME_SUFFIXES for p in path.iterdir())
 
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"cannot read frame {self.path!r}: {reason}")
+
+def find_rgb_template(frame_dir: str | os.PathLike[str], preferred: str | None = None) -> tuple[str, int] | None:
+    """The file-name template an RGB frame folder follows and the number of its first frame, or None.
+
+    Tries ``preferred`` (the protocol's template) and then :data:`RGB_TEMPLATE_CANDIDATES`, first for a frame
+    numbered 1 (upstream's ``start_index``), then for one numbered 0.
+    """
+    frame_dir = Path(frame_dir)
+    candidates = [t for t in (preferred, *RGB_TEMPLATE_CANDIDATES) if t]
+    for start in (1, 0):
+        for tmpl in candidates:
+            if (frame_dir / tmpl.format(start)).is_file():
+                return tmpl, start
+    return None
 
 
 def decode_image(path: str | os.PathLike[str], mode: str) -> np.ndarray:
@@ -141,7 +162,7 @@ def count_rawframes(frame_dir: str | os.PathLike[str], filename_tmpl: str = RGB_
     """Frame count of a folder, as upstream's file-list tools write it into the annotation file.
 
     * A folder holding both RGB frames and ``x_``/``y_`` flow frames (GYM99's layout) counts ``len(listdir) // 3``,
-      as ``tools/data/gym/generate_file_list.py`` does, for both modalities (spec §3.5).
+      as mmaction2 0.x ``tools/data/gym/generate_file_list.py`` does, for both modalities.
     * Otherwise RGB counts the files matching ``filename_tmpl`` and flow counts the ``x`` files
       (``tools/data/build_file_list.py``).
     """

@@ -1,6 +1,7 @@
 """Test-time clip sampling: which frames of a video go into each clip.
 
-The default, ``'mmaction0x'``, is mmaction2 0.x's ``SampleFrames(test_mode=True)`` (spec §3.2), the sampler behind
+The default, ``'mmaction0x'``, is mmaction2 0.x's ``SampleFrames(test_mode=True)`` (``mmaction/datasets/pipelines/
+loading.py``), the sampler behind
 every number in the upstream README. ``'pyslowfast'`` is mmaction2 1.x's test sampling (PySlowFast-style evenly
 spaced offsets); it is offered for comparison only and does **not** reproduce the README numbers.
 """
@@ -11,7 +12,14 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["SAMPLINGS", "Sampling", "clip_offsets", "sample_frame_indices"]
+__all__ = [
+    "SAMPLINGS",
+    "Sampling",
+    "clip_offsets",
+    "pyslowfast_decoder_indices",
+    "sample_frame_indices",
+    "segment_middle_indices",
+]
 
 Sampling = Literal["mmaction0x", "pyslowfast"]
 SAMPLINGS: tuple[str, ...] = ("mmaction0x", "pyslowfast")
@@ -71,3 +79,53 @@ def sample_frame_indices(
     inds = offsets[:, None] + np.arange(clip_len)[None, :] * frame_interval
     inds = np.mod(inds, total_frames)
     return (inds + start_index).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# FAIR's test sampling (index protocols with Sampling 'pyslowfast-decoder' / 'segment-middle'). Frame plans for
+# TestPipeline(frame_plan=...); verify and predict do not run FAIR's protocols yet (they refuse those entries).
+# ----------------------------------------------------------------------------------------------------------
+
+
+def pyslowfast_decoder_indices(
+    total_frames: int, fps: float, clip_len: int, frame_interval: int, num_clips: int, target_fps: float = 30.0
+) -> np.ndarray:
+    """0-based frame indices ``(num_clips, clip_len)`` as PySlowFast's test decoder picks them (SlowFast
+    ``slowfast/datasets/decoder.py`` ``get_start_end_idx`` and ``temporal_sampling``, as
+    ../shared/reference/fair_slow_checkpoints.md section 1c reads them).
+
+    The clip spans ``frame_interval * (clip_len - 1)`` frames at ``target_fps``, i.e. ``window = frame_interval *
+    (clip_len - 1) * fps / target_fps`` frames of the video; clip ``k`` starts at ``delta * k / num_clips`` with
+    ``delta = max(total_frames - 1 - window, 0)``; its frames are ``linspace(start, start + window, clip_len)``,
+    clamped to the video and truncated to integers (``torch.linspace(...).clamp(...).long()``).
+
+    This is the window model of the reference notes, not yet PySlowFast's exact indices, which depend on its
+    version and decoding backend: e.g. its current PyAV path decodes ``ceil(frame_interval * (clip_len - 1) * fps /
+    target_fps)`` frames from the clip start, then takes ``linspace(0, frame_interval * clip_len * fps / target_fps
+    - 1, clip_len)`` clamped into them (SlowFast ``slowfast/datasets/decoder.py`` ``pyav_decode``, ``decode``), so
+    its last frame can repeat. verify and predict do not run FAIR's protocols until that is settled.
+    """
+    if total_frames <= 0 or fps <= 0 or target_fps <= 0:
+        raise ValueError(f"total_frames, fps and target_fps must be positive, got {total_frames}, {fps}, {target_fps}")
+    if clip_len <= 0 or frame_interval <= 0 or num_clips <= 0:
+        raise ValueError(
+            f"clip_len, frame_interval and num_clips must be positive, got {clip_len}, {frame_interval}, {num_clips}"
+        )
+    window = frame_interval * (clip_len - 1) * fps / target_fps
+    delta = max(total_frames - 1 - window, 0.0)
+    starts = delta * np.arange(num_clips) / num_clips
+    step = window / (clip_len - 1) if clip_len > 1 else 0.0  # torch.linspace's step (exact for integer spans)
+    indices = starts[:, None] + step * np.arange(clip_len)[None, :]
+    return np.clip(indices, 0, total_frames - 1).astype(np.int64)
+
+
+def segment_middle_indices(total_frames: int, num_segments: int) -> np.ndarray:
+    """0-based frame indices ``(1, num_segments)``: the middle frame of each of ``num_segments`` equal segments of
+    the whole video, the test sampling of FAIR's Something-Something V2 model (SlowFast ``slowfast/datasets/
+    ssv2.py`` ``get_seq_frames``, test mode: ``seg = (N - 1) / num_segments``, frame ``(round(seg * i) +
+    round(seg * (i + 1))) // 2``; numpy's round, half to even)."""
+    if total_frames <= 0 or num_segments <= 0:
+        raise ValueError(f"total_frames and num_segments must be positive, got {total_frames}, {num_segments}")
+    seg = (total_frames - 1) / num_segments
+    bounds = np.round(seg * np.arange(num_segments + 1)).astype(np.int64)
+    return ((bounds[:-1] + bounds[1:]) // 2)[None, :]

@@ -87,15 +87,16 @@ def linear_coefficients(src_size: int, dst_size: int, clamp_fraction: bool) -> t
     return i0, i1, w0, w1
 
 
-def _box2x(frames: torch.Tensor) -> torch.Tensor:
+def _box2x(frames: torch.Tensor, separate_planes: bool = False) -> torch.Tensor:
     """OpenCV's ``INTER_AREA`` fast path, which ``INTER_LINEAR`` uses for an exact 2x downscale.
 
-    1, 3 and 4 channels take its vector kernel, ``(a + b + c + d + 2) >> 2``; other channel counts (2: flow) its
-    generic loop, ``cvRound(sum * 0.25)``, which rounds halves to even.
+    1, 3 and 4 channels take its vector kernel, ``(a + b + c + d + 2) >> 2``; other channel counts (2) its generic
+    loop, ``cvRound(sum * 0.25)``, which rounds halves to even. ``separate_planes`` resizes every channel as its
+    own single-channel image (the vector kernel), as upstream resizes the x and y planes of flow frames.
     """
     x = frames.to(torch.int32)
     s = x[:, 0::2, 0::2] + x[:, 0::2, 1::2] + x[:, 1::2, 0::2] + x[:, 1::2, 1::2]
-    if frames.shape[-1] in (1, 3, 4):
+    if separate_planes or frames.shape[-1] in (1, 3, 4):
         return ((s + 2) >> 2).to(torch.uint8)
     q = s >> 2
     r = s & 3
@@ -115,16 +116,23 @@ class LinearResizer:
       The gathers run on a ``(H, W * C)`` float32 view with per-byte indices (torch's fast ``index_select`` path).
     * vertical, in int32 like OpenCV's 8-bit vector kernel: ``((((h0 * b0) >> 16) + ((h1 * b1) >> 16) + 2) >> 2``.
 
+    ``separate_planes=True`` resizes each channel as its own grey image, the way upstream resizes flow frames (a
+    list of x and y planes, ``mmcv.imresize`` on each); it differs from a multi-channel resize only on an exact 2x
+    downscale of 2-channel frames (see :func:`_box2x`).
+
     Not thread-safe (the buffers are reused): use one resizer per thread.
     """
 
-    def __init__(self, height: int, width: int, channels: int, new_h: int, new_w: int) -> None:
+    def __init__(
+        self, height: int, width: int, channels: int, new_h: int, new_w: int, *, separate_planes: bool = False
+    ) -> None:
         if min(height, width, channels, new_h, new_w) <= 0:
             raise ValueError(f"cannot resize {height}x{width}x{channels} to {new_h}x{new_w}")
         self.src = (height, width, channels)
         self.dst = (new_h, new_w, channels)
         self.same = (new_h, new_w) == (height, width)
         self.box = not self.same and width == 2 * new_w and height == 2 * new_h
+        self.separate_planes = separate_planes
         if self.same or self.box:
             return
         c = channels
@@ -160,7 +168,7 @@ class LinearResizer:
         if self.same:
             return out.copy_(frame)
         if self.box:
-            return out.copy_(_box2x(frame.unsqueeze(0))[0])
+            return out.copy_(_box2x(frame.unsqueeze(0), self.separate_planes)[0])
         x, h, g, hs, v0, v1 = self._x, self._h, self._g, self._hs, self._v0, self._v1
         x.copy_(frame.reshape(x.shape))
         torch.index_select(x, 1, self._b0, out=h).mul_(self._a0)
@@ -174,8 +182,9 @@ class LinearResizer:
         return out.copy_(v0.view(self.dst))
 
 
-def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize uint8 frames ``(n, H, W, C)`` to ``size = (new_h, new_w)`` exactly like ``cv2.resize(INTER_LINEAR)``.
+def resize_linear(frames: torch.Tensor, size: tuple[int, int], *, separate_planes: bool = False) -> torch.Tensor:
+    """Resize uint8 frames ``(n, H, W, C)`` to ``size = (new_h, new_w)`` exactly like ``cv2.resize(INTER_LINEAR)``
+    (of each channel on its own with ``separate_planes``, as upstream resizes flow frames; see :class:`LinearResizer`).
 
     Returns a new contiguous uint8 tensor ``(n, new_h, new_w, C)``. Same size returns a copy.
     """
@@ -188,8 +197,8 @@ def resize_linear(frames: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if (new_h, new_w) == (h, w):
         return frames.clone()
     if w == 2 * new_w and h == 2 * new_h:
-        return _box2x(frames)
-    resizer = LinearResizer(h, w, c, new_h, new_w)
+        return _box2x(frames, separate_planes)
+    resizer = LinearResizer(h, w, c, new_h, new_w, separate_planes=separate_planes)
     out = torch.empty((n, new_h, new_w, c), dtype=torch.uint8)
 
     def resize_all() -> None:
@@ -206,7 +215,7 @@ def three_crop_offsets(height: int, width: int, crop_size: int) -> list[tuple[in
     Like upstream it requires one side to equal ``crop_size`` (``ThreeCrop`` asserts it); the crops then slide
     along the other side at offsets ``[0, 2 * step, step]`` with ``step = (side - crop_size) // 2``.
     """
-    if height != crop_size and width != crop_size:
+    if crop_size not in (height, width):
         raise ValueError(
             f"ThreeCrop({crop_size}) needs one side of the frame to equal {crop_size}, got {height}x{width}; "
             "resize the short side to the crop size first (or use a protocol with resize_short set)"
@@ -338,13 +347,15 @@ class Normalizer:
         self._table = None if arithmetic else normalization_table(self.mean, self.std, kind).to(self.device)
 
     def __call__(self, frames: torch.Tensor, channel_dim: int = -1, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalise uint8 ``frames`` whose channels lie along ``channel_dim``; float32, same shape (``out`` if given)."""
+        """Normalise uint8 ``frames`` whose channels lie along ``channel_dim``; float32, same shape (``out`` if
+        given)."""
         if frames.dtype != torch.uint8:
             raise TypeError(f"normalisation expects uint8 frames, got {frames.dtype}")
         c = len(self.mean)
         if frames.shape[channel_dim] != c:
             raise ValueError(f"expected {c} channels along dim {channel_dim}, got shape {tuple(frames.shape)}")
         if not self.arithmetic:
+            assert self._table is not None  # built in __init__ whenever arithmetic is off
             return apply_table(frames, self._table, channel_dim, out)
         shape = [1] * frames.dim()
         shape[channel_dim] = c

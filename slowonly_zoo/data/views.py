@@ -23,6 +23,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -39,7 +40,11 @@ class Workspace:
     def __init__(self, writer: ViewWriter) -> None:
         self.key = writer.workspace_key()
         h, w, c = writer.frame_size
-        self.resizer = LinearResizer(h, w, c, *writer.resized) if writer.resized != (h, w) else None
+        self.resizer = (
+            LinearResizer(h, w, c, *writer.resized, separate_planes=writer.separate_planes)
+            if writer.resized != (h, w)
+            else None
+        )
         self.resized = torch.empty((*writer.resized, c), dtype=torch.uint8) if self.resizer is not None else None
         box = (c, writer.bottom - writer.top, writer.right - writer.left)
         self.planar = torch.empty(box, dtype=torch.float32 if writer.normalizer is not None else torch.uint8)
@@ -84,6 +89,7 @@ class ViewWriter:
         offsets: ``(top, left)`` of each crop on the resized frame, in upstream's order.
         crop_size: side of the square crops.
         normalizer: a :class:`~.transforms.Normalizer` for float32 views, or ``None`` for uint8 views.
+        separate_planes: resize each channel as its own grey image (flow's x/y planes, as upstream does).
 
     :attr:`out` is the views tensor, complete once every distinct frame has been written (:meth:`result` checks).
     Different distinct frames may be written from different threads at once, each thread with its own
@@ -100,6 +106,7 @@ class ViewWriter:
         offsets: Sequence[tuple[int, int]],
         crop_size: int,
         normalizer: Normalizer | None,
+        separate_planes: bool = False,
     ) -> None:
         inverse = np.asarray(inverse).reshape(-1)
         if inverse.size != num_clips * clip_len:
@@ -108,9 +115,10 @@ class ViewWriter:
         self.frame_size = (int(h), int(w), int(c))
         self.resized = (int(resized[0]), int(resized[1]))
         self.num_clips, self.clip_len = int(num_clips), int(clip_len)
-        self.offsets = [(int(t), int(l)) for t, l in offsets]
+        self.offsets = [(int(top), int(left)) for top, left in offsets]
         self.size = int(crop_size)
         self.normalizer = normalizer
+        self.separate_planes = bool(separate_planes)
         self.num_distinct = int(inverse.max()) + 1
         # slots[d]: the (clip, time) positions that distinct frame d fills
         self.slots: list[list[tuple[int, int]]] = [[] for _ in range(self.num_distinct)]
@@ -120,9 +128,9 @@ class ViewWriter:
         # the box of the resized frame that the crops cover: only that part is normalised
         s = self.size
         self.top = min(t for t, _ in self.offsets)
-        self.left = min(l for _, l in self.offsets)
+        self.left = min(left for _, left in self.offsets)
         self.bottom = max(t for t, _ in self.offsets) + s
-        self.right = max(l for _, l in self.offsets) + s
+        self.right = max(left for _, left in self.offsets) + s
         if self.top < 0 or self.left < 0 or self.bottom > self.resized[0] or self.right > self.resized[1]:
             raise ValueError(f"crops {self.offsets} of size {s} do not fit a {self.resized[0]}x{self.resized[1]} frame")
         dtype = torch.float32 if normalizer is not None else torch.uint8
@@ -139,6 +147,7 @@ class ViewWriter:
             self.left,
             self.right,
             self.normalizer is not None,
+            self.separate_planes,
         )
 
     def write(self, d: int, frame: torch.Tensor, workspace: Workspace | None = None) -> None:
@@ -218,7 +227,8 @@ class _Job:
         frame = torch.from_numpy(array)
         with self.lock:
             if self.writer is None:
-                self.writer = self.make_writer(tuple(frame.shape))
+                h, w, c = frame.shape
+                self.writer = self.make_writer((h, w, c))
         if not workspace:
             workspace.append(_POOL.take(self.writer))
         self.writer.write(d, frame, workspace[0])
@@ -233,7 +243,8 @@ class _Job:
                 if item is _DONE:
                     self.put(_DONE)  # for the other consumer
                     return
-                self.write(*item, workspace)
+                d, array = cast("tuple[int, np.ndarray]", item)
+                self.write(d, array, workspace)
         except BaseException as exc:  # noqa: BLE001 - re-raised by assemble_views
             self.fail(exc)
         finally:

@@ -1,5 +1,6 @@
-"""torch.distributed for the evaluation loop: joining ``torchrun``'s process group, choosing each rank's device,
-the small collective messages between ranks, and merging every rank's records into one score table.
+"""torch.distributed for the evaluation loop: joining ``torchrun``'s process group, the small collective messages
+between ranks, and merging every rank's records into one score table. Each rank's device is chosen by
+:func:`slowonly_zoo.runtime.resolve_device` (a bare ``cuda`` is ``cuda:$LOCAL_RANK``).
 
 Under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) the process group uses NCCL on CUDA and gloo on CPU; the
 long waits between ranks run on a gloo group with a timeout of ``SLOWONLY_ZOO_DIST_TIMEOUT`` seconds (default 21600).
@@ -16,9 +17,10 @@ from typing import Any
 
 import torch
 
+from .. import config
 from .scores import SCORES_FILE, ScoreTable, read_records, read_scores, write_scores
 
-__all__ = ["DistContext", "merge_records", "resolve_device", "setup_distributed"]
+__all__ = ["DistContext", "merge_records", "setup_distributed"]
 
 
 @dataclass
@@ -73,7 +75,7 @@ def setup_distributed(device: torch.device) -> DistContext:
 
     if not dist.is_available():
         raise RuntimeError("WORLD_SIZE > 1 but this torch build has no torch.distributed; run a single process")
-    timeout = timedelta(seconds=float(os.environ.get("SLOWONLY_ZOO_DIST_TIMEOUT", 6 * 3600)))
+    timeout = timedelta(seconds=config.dist_timeout())
     initialized_here = False
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -87,20 +89,6 @@ def setup_distributed(device: torch.device) -> DistContext:
         group=group,
         initialized_here=initialized_here,
     )
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``device`` as a torch.device; None or ``"auto"``: CUDA when available; a bare ``cuda`` under torchrun:
-    this rank's ``LOCAL_RANK`` GPU."""
-    if device is None or str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
-        if dev.index is None:
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) if _env_world_size() > 1 else 0)
-    return dev
 
 
 def merge_records(ctx: DistContext, out_dir: Path, num_selected: int) -> tuple[Path, ScoreTable]:

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ScoreMismatchError
 from .scores import ScoreTable, read_scores, write_scores
 
 __all__ = ["ScoreMismatchError", "fuse_files", "fuse_tables"]
-
-
-class ScoreMismatchError(ValueError):
-    """The score files to fuse do not cover the same videos, labels or classes."""
 
 
 def _preview(items: Sequence[str], n: int = 5) -> str:
@@ -72,7 +69,7 @@ def fuse_tables(
     common = [sid for sid in base if all(sid in p for p in positions[1:])]
     common_set = set(common)
     dropped: dict[str, str] = {}
-    for name, t, pos in zip(names, tables, positions):
+    for name, t in zip(names, tables):
         extra = [sid for sid in t.ids.tolist() if sid not in common_set]
         if extra and not allow_partial:
             others = [n for n in names if n != name]
@@ -106,10 +103,15 @@ def fuse_tables(
             failed.setdefault(sid, f"{name}: {reason}")
     for sid, reason in dropped.items():
         failed.setdefault(sid, reason)
+    finite = np.isfinite(fused).all(axis=1)  # a NaN / inf score fails its video, it is never scored as a miss
+    for k in np.flatnonzero(~finite):
+        culprits = [n for n, t, ix in zip(names, tables, idx) if not np.isfinite(t.scores[ix[k]]).all()]
+        failed.setdefault(common[k], f"the scores in {', '.join(culprits)} are not finite (NaN or infinite)")
+    keep = np.flatnonzero(finite)
     return ScoreTable(
-        ids=np.array(common, dtype=str),
-        labels=labels.astype(np.int64),
-        scores=fused,
+        ids=np.array([common[k] for k in keep], dtype=str),
+        labels=labels[keep].astype(np.int64),
+        scores=fused[keep],
         failed_ids=np.array(list(failed), dtype=str),
         failed_reasons=np.array(list(failed.values()), dtype=str),
     )

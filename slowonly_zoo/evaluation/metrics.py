@@ -22,7 +22,14 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["compute_metrics", "confusion_matrix", "mean_class_accuracy", "top_k_accuracy"]
+__all__ = [
+    "average_precision",
+    "compute_metrics",
+    "confusion_matrix",
+    "mean_average_precision",
+    "mean_class_accuracy",
+    "top_k_accuracy",
+]
 
 
 def _as_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -38,8 +45,18 @@ def _as_scores_labels(scores: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray,
         raise ValueError("no videos to score: scores and labels are empty")
     if not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {y.dtype}")
-    if (y < 0).any():
-        raise ValueError(f"labels must be non-negative class indices; got {int(y.min())}")
+    if (y < 0).any() or (y >= s.shape[1]).any():
+        bad = int(np.flatnonzero((y < 0) | (y >= s.shape[1]))[0])
+        raise ValueError(
+            f"labels must be class indices 0..{s.shape[1] - 1}; row {bad} has label {int(y[bad])}, which no score "
+            "can hit"
+        )
+    finite = np.isfinite(s).all(axis=1)
+    if not finite.all():
+        rows = np.flatnonzero(~finite)
+        raise ValueError(
+            f"{rows.size} rows of scores are not finite (first: row {int(rows[0])}); leave those videos out as failed"
+        )
     return s, y.astype(np.int64)
 
 
@@ -83,7 +100,8 @@ def mean_class_accuracy(scores: ArrayLike, labels: ArrayLike) -> float:
     """Mean over classes of (correct / videos of that class), upstream's way.
 
     The classes averaged over are the union of the true labels and the argmax predictions; a class that is predicted
-    but never the true label has no videos and contributes 0 to the mean (upstream's quirk, spec section 0 item 10),
+    but never the true label has no videos and contributes 0 to the mean (upstream's quirk: mmaction2 0.x
+    ``mmaction/core/evaluation/accuracy.py`` ``mean_class_accuracy``),
     so a model that predicts classes outside the ground truth (e.g. the 400-way GYM99 heads) is penalised for it.
     """
     s, y = _as_scores_labels(scores, labels)
@@ -103,3 +121,48 @@ def compute_metrics(scores: ArrayLike, labels: ArrayLike) -> dict[str, float]:
         "top5": 100.0 * top5,
         "mean_class_accuracy": 100.0 * mean_class_accuracy(scores, labels),
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# multi-label: mean average precision (Charades; FAIR's protocol)
+# --------------------------------------------------------------------------------------------------
+
+
+def average_precision(scores: ArrayLike, targets: ArrayLike) -> float:
+    """Average precision of one class: ``sum_k (R_k - R_{k-1}) * P_k`` over the distinct score thresholds taken
+    from the highest down (equal scores form one threshold), with ``P_k`` / ``R_k`` the precision / recall of
+    the videos scoring at least the k-th threshold. The step-wise (not interpolated) definition PySlowFast's
+    ``slowfast/utils/meters.py`` ``get_map`` uses through ``sklearn.metrics.average_precision_score``.
+
+    ``targets`` are 0/1 per video; a class without positives has no AP (ValueError).
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    y = np.asarray(targets).reshape(-1)
+    if s.shape != y.shape:
+        raise ValueError(f"scores and targets must have the same length, got {s.shape} and {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("targets must be 0 or 1 (multi-label ground truth)")
+    positives = int(y.sum())
+    if positives == 0:
+        raise ValueError("average precision is undefined for a class without positives")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order].astype(np.float64)
+    true_pos = np.cumsum(y)
+    # the last index of each run of equal scores: one threshold per distinct score
+    ends = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]
+    precision = true_pos[ends] / (ends + 1)
+    recall = true_pos[ends] / positives
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def mean_average_precision(scores: ArrayLike, targets: ArrayLike) -> float:
+    """Mean over classes of :func:`average_precision`; classes without any positive video are left out, as
+    PySlowFast's ``get_map`` leaves them out. ``scores`` and ``targets`` are (videos, classes), targets 0/1."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(targets)
+    if s.ndim != 2 or s.shape != y.shape:
+        raise ValueError(f"scores and targets must be 2-D arrays of one shape, got {s.shape} and {y.shape}")
+    present = np.flatnonzero(y.sum(axis=0) > 0)
+    if present.size == 0:
+        raise ValueError("no class has a positive video: mean average precision is undefined")
+    return float(np.mean([average_precision(s[:, k], y[:, k]) for k in present]))

@@ -24,7 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._fileio import atomic_write_text
+
 if TYPE_CHECKING:
+    from ..index import ModelEntry
     from .runner import EvalResult
 
 __all__ = [
@@ -71,14 +74,14 @@ def environment(device: str | None = None) -> dict[str, Any]:
             env["gpu"] = torch.cuda.get_device_name(idx)
             env["cuda"] = torch.version.cuda
             env["cudnn"] = torch.backends.cudnn.version()
-    except Exception:  # the environment block is informative only
+    except Exception:  # noqa: BLE001 - the environment block is informative only
         pass
     return env
 
 
-def _reported(entry: Any) -> dict[str, float | None]:
-    row = entry.results[0] if getattr(entry, "results", None) else None
-    return {key: (None if row is None else getattr(row, key, None)) for key, _ in METRICS}
+def _reported(entry: ModelEntry) -> dict[str, float | None]:
+    row = entry.results[0] if entry.results else None
+    return {key: (None if row is None else getattr(row, key)) for key, _ in METRICS}
 
 
 def judge(
@@ -93,7 +96,7 @@ def judge(
         return "failed", "no video could be evaluated (see the failed videos)"
     if not complete:
         return "not judged", "only part of the annotation list was evaluated (--limit)"
-    pairs = {k: (reported[k], measured[k]) for k, _ in METRICS if reported.get(k) is not None}
+    pairs = {k: (r, measured[k]) for k, _ in METRICS if (r := reported.get(k)) is not None}
     if not pairs:
         return "not judged", "the model index has no reported numbers for this model"
     off = {k: m - r for k, (r, m) in pairs.items() if abs(m - r) > tolerance + 1e-9}
@@ -104,26 +107,25 @@ def judge(
     return "passed", f"every reported metric within {tolerance} points"
 
 
-def build_report(result: EvalResult, entry: Any, *, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+def build_report(result: EvalResult, entry: ModelEntry, *, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """The content of ``results.json`` for ``result`` of ``entry``."""
     reported = _reported(entry)
     measured = result.metrics
     complete = result.num_selected == result.num_listed
     verdict, reason = judge(measured, reported, complete=complete, tolerance=tolerance)
     delta = {
-        k: (None if measured is None or reported[k] is None else round(measured[k] - reported[k], 6))
-        for k, _ in METRICS
+        k: (None if measured is None or (r := reported[k]) is None else round(measured[k] - r, 6)) for k, _ in METRICS
     }
     settings = dict(result.settings)
-    row = entry.results[0] if getattr(entry, "results", None) else None
+    row = entry.results[0] if entry.results else None
     return {
         "model": entry.name,
-        "dataset": getattr(entry, "dataset", None),
+        "dataset": entry.dataset,
         "verdict": verdict,
         "verdict_reason": reason,
         "tolerance_points": tolerance,
         "reported": reported,
-        "reported_source": getattr(row, "source", None),
+        "reported_source": row.source if row is not None else None,
         "measured": measured,
         "delta": delta,
         "videos": {
@@ -155,10 +157,7 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RESULTS_FILE
-    tmp = path.with_name(f".{RESULTS_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, json.dumps(report, indent=2, default=str) + "\n")
 
 
 def _fmt(v: float | None, signed: bool = False) -> str:

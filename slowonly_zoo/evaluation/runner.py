@@ -7,12 +7,13 @@ Speed: decoding and preprocessing run in DataLoader worker processes while the m
 videos are stacked into one batch of up to ``batch_views`` views; the model runs in channels_last_3d; on CUDA the
 batch is staged in pinned memory, copied asynchronously, run whole with cudnn benchmark (and bf16 autocast with
 ``amp=True``), and the results of one batch are collected while the next one runs; on CPU the batch goes through the
-model one view at a time (:func:`~slowonly_zoo.models.fuse.views_per_forward`), which is faster there. Batches are
+model one view at a time (:func:`slowonly_zoo.runtime.forward_views`), which is faster there. Batches are
 fixed groups of consecutive videos of the list (see :func:`evaluate`), so the numbers do not depend on the number of
 processes or on interruptions.
 
-Clip averaging (spec 3.1, ``average_clips='prob'``): per view softmax over classes, then the mean over the video's
-views, in float32, exactly as ``Recognizer3D`` does.
+Clip averaging (``average_clips='prob'`` of the SlowOnly configs' ``test_cfg``; mmaction2 0.x
+``mmaction/models/recognizers/base.py`` ``average_clip``): per view softmax over classes, then the mean over the
+video's views, in float32, exactly as ``Recognizer3D`` does.
 
 Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) process ``rank`` takes the batches (groups of
 consecutive videos) whose number is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so
@@ -21,31 +22,65 @@ every video counts exactly once (process group and merging: :mod:`slowonly_zoo.e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..models.fuse import views_per_forward
-from .distributed import DistContext, merge_records, resolve_device, setup_distributed
+from ..data.dataset import TestDataset
+from ..errors import BadInputError
+from ..runtime import forward_views, resolve_device
+from .distributed import DistContext, merge_records, setup_distributed
 from .metrics import compute_metrics
 from .scores import ScoreStore, ScoreTable, VideoRecord, check_run_info, read_records
 
-__all__ = ["DEFAULT_BATCH_VIEWS", "BadInputError", "EvalResult", "evaluate", "videos_per_batch"]
+__all__ = [
+    "DEFAULT_BATCH_VIEWS",
+    "BadInputError",
+    "EvalDataset",
+    "EvalResult",
+    "EvalSample",
+    "evaluate",
+    "videos_per_batch",
+]
 
 DEFAULT_BATCH_VIEWS = 60
 """Views per batch by default: two 30-view videos (on CUDA one forward pass; on CPU one view per pass)."""
 
 
-class BadInputError(RuntimeError):
-    """A video could not be turned into views (``strict=True`` turns the first such video into this error)."""
+class EvalSample(Protocol):
+    """One item of an :class:`EvalDataset` (as :class:`slowonly_zoo.data.dataset.Sample`): the video's ``id`` and
+    ``label``, its views ``(V, C, T, H, W)`` (float32; uint8 with a device-side ``transform``), or ``None`` and the
+    ``error`` saying why."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def label(self) -> int: ...
+
+    @property
+    def views(self) -> torch.Tensor | np.ndarray | None: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+class EvalDataset(Protocol):
+    """What :func:`evaluate` runs over (as :class:`slowonly_zoo.data.dataset.TestDataset`): ``len()`` and
+    ``dataset[i]`` giving an :class:`EvalSample`."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> EvalSample: ...
 
 
 @dataclass
@@ -107,31 +142,26 @@ class _Failure:
 class _Indexed(Dataset):
     """The items ``indices`` of ``dataset``, each as ``(annotation index, sample)``; exceptions become failures."""
 
-    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+    def __init__(self, dataset: EvalDataset, indices: Sequence[int]) -> None:
         self.dataset = dataset
         self.indices = list(indices)
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, j: int) -> tuple[int, Any]:
+    def __getitem__(self, j: int) -> tuple[int, EvalSample]:
         i = self.indices[j]
         try:
             return i, self.dataset[i]
-        except Exception as err:  # a bad item must not stop the run; it is recorded with its reason
-            ann = None
-            try:
-                ann = self.dataset.annotations[i]  # TestDataset keeps the parsed list
-            except Exception:
-                pass
-            return i, _Failure(
-                id=str(getattr(ann, "id", f"<annotation line {i + 1}>")),
-                label=int(getattr(ann, "label", -1)),
-                error=f"{type(err).__name__}: {err}",
-            )
+        except Exception as err:  # noqa: BLE001 - a bad item must not stop the run; it is recorded with its reason
+            sid, label = f"<annotation line {i + 1}>", -1
+            if isinstance(self.dataset, TestDataset):  # it keeps the parsed list
+                with contextlib.suppress(IndexError):
+                    sid, label = self.dataset.annotations[i].id, self.dataset.annotations[i].label
+            return i, _Failure(id=sid, label=label, error=f"{type(err).__name__}: {err}")
 
 
-def _identity(x: Any) -> Any:
+def _identity(x: tuple[int, EvalSample]) -> tuple[int, EvalSample]:
     return x
 
 
@@ -142,11 +172,11 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _views_of(sample: Any, raw_ok: bool) -> tuple[torch.Tensor | None, str | None]:
+def _views_of(sample: EvalSample, raw_ok: bool) -> tuple[torch.Tensor | None, str | None]:
     """The sample's views as a (V, C, T, H, W) tensor (float32; or uint8 when ``raw_ok``, for a device-side
     transform), or None and the reason it has none."""
-    err = getattr(sample, "error", None)
-    views = getattr(sample, "views", None)
+    err = sample.error
+    views = sample.views
     if err is not None or views is None:
         return None, str(err) if err is not None else "no views were produced"
     t = torch.as_tensor(views)
@@ -162,6 +192,22 @@ def _views_of(sample: Any, raw_ok: bool) -> tuple[torch.Tensor | None, str | Non
     return t.float(), None
 
 
+def _unscorable(probs: np.ndarray, label: int) -> str | None:
+    """Why a video's averaged probabilities cannot be scored (they are not all finite, or its label is not one of
+    the model's classes), or None: such a video is recorded as failed, never counted as a miss."""
+    finite = np.isfinite(probs)
+    if not finite.all():
+        nan = int(np.isnan(probs).sum())
+        inf = int(probs.size - finite.sum()) - nan
+        return (
+            f"the model's scores are not finite ({nan} NaN, {inf} infinite of {probs.size}); check the checkpoint "
+            "and the input (a NaN in the weights or an overflow under --amp)"
+        )
+    if not 0 <= label < probs.shape[-1]:
+        return f"label {label} is outside the model's {probs.shape[-1]} classes (0..{probs.shape[-1] - 1})"
+    return None
+
+
 # --------------------------------------------------------------------------------------------------- model side
 
 
@@ -169,9 +215,9 @@ def _views_of(sample: Any, raw_ok: bool) -> tuple[torch.Tensor | None, str | Non
 class _Batch:
     """Videos whose views were stacked into one forward pass, with their results on the way to the host."""
 
-    items: list[tuple[int, Any, int]]  # (annotation index, sample, number of views)
+    items: list[tuple[int, EvalSample, int]]  # (annotation index, sample, number of views)
     probs: torch.Tensor | None = None  # (videos, K) float32, on the host once ``event`` has fired
-    event: Any = None
+    event: torch.cuda.Event | None = None
 
 
 class _Engine:
@@ -187,28 +233,17 @@ class _Engine:
     ) -> None:
         self.device = device
         self.batch_views = batch_views
-        self.per_forward = views_per_forward(device, batch_views)
         self.amp = amp
         self.transform = transform
         self.cuda = device.type == "cuda"
         self.model = model.eval().to(device).to(memory_format=torch.channels_last_3d)
 
-    def forward_views(self, x: torch.Tensor) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T, H, W) host tensor → per-view probabilities (B, K) float32 on the device."""
-        out = []
-        for start in range(0, x.shape[0], self.per_forward):
-            chunk = x[start : start + self.per_forward]
-            if self.cuda:
-                chunk = chunk.to(self.device, non_blocking=True)
-            if self.transform is not None:
-                chunk = self.transform(chunk)
-            chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                logits = self.model(chunk)
-            out.append(torch.softmax(logits.float(), dim=1))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        logits = forward_views(self.model, x, self.device, self.batch_views, transform=self.transform, amp=self.amp)
+        return torch.softmax(logits, dim=1)
 
-    def launch(self, items: list[tuple[int, Any, torch.Tensor]]) -> _Batch:
+    def launch(self, items: list[tuple[int, EvalSample, torch.Tensor]]) -> _Batch:
         sizes = [v.shape[0] for _, _, v in items]
         if self.cuda:
             first = items[0][2]
@@ -217,7 +252,7 @@ class _Engine:
         else:
             staged = items[0][2] if len(items) == 1 else torch.cat([v for _, _, v in items])
         try:
-            probs = self.forward_views(staged)
+            probs = self.probabilities(staged)
         except torch.cuda.OutOfMemoryError as err:
             raise RuntimeError(
                 f"out of GPU memory running {staged.shape[0]} views at once; lower --batch-views (now "
@@ -234,9 +269,10 @@ class _Engine:
         return batch
 
     @staticmethod
-    def finish(batch: _Batch) -> list[tuple[int, Any, int, np.ndarray]]:
+    def finish(batch: _Batch) -> list[tuple[int, EvalSample, int, np.ndarray]]:
         if batch.event is not None:
             batch.event.synchronize()
+        assert batch.probs is not None
         probs = batch.probs.numpy()
         return [(i, s, n, probs[k].copy()) for k, (i, s, n) in enumerate(batch.items)]
 
@@ -251,12 +287,12 @@ def _default_workers(device: torch.device) -> int:
 # --------------------------------------------------------------------------------------------------- evaluate
 
 
-def videos_per_batch(dataset: Any, batch_views: int, views_per_video: int | None) -> int:
+def videos_per_batch(dataset: EvalDataset, batch_views: int, views_per_video: int | None) -> int:
     """How many consecutive videos make one batch: ``batch_views // views_per_video`` (at least 1), with
-    ``views_per_video`` from the dataset (``num_views`` or ``protocol.num_views``) when not given."""
-    if views_per_video is None:
-        protocol = getattr(dataset, "protocol", None)
-        views_per_video = getattr(dataset, "num_views", None) or getattr(protocol, "num_views", None)
+    ``views_per_video`` from a :class:`~slowonly_zoo.data.dataset.TestDataset`'s protocol when not given (other
+    datasets: one video per batch)."""
+    if views_per_video is None and isinstance(dataset, TestDataset):
+        views_per_video = dataset.protocol.num_views
     if not views_per_video:
         return 1
     return max(1, batch_views // int(views_per_video))
@@ -264,7 +300,7 @@ def videos_per_batch(dataset: Any, batch_views: int, views_per_video: int | None
 
 def evaluate(
     model: nn.Module,
-    dataset: Any,
+    dataset: EvalDataset,
     *,
     out_dir: str | Path,
     batch_views: int = DEFAULT_BATCH_VIEWS,
@@ -273,7 +309,7 @@ def evaluate(
     amp: bool = False,
     limit: int | None = None,
     strict: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     run_info: dict[str, Any] | None = None,
     retry_failed: bool = False,
     views_per_video: int | None = None,
@@ -300,7 +336,8 @@ def evaluate(
         amp: bf16 autocast for the model (the softmax and the averaging stay float32).
         limit: evaluate only the first ``limit`` videos of the list.
         strict: raise :class:`BadInputError` on the first video that cannot be read, instead of recording it.
-        progress: show a progress bar (videos/s, ETA) on rank 0.
+        progress: show a progress bar (videos/s, ETA) on rank 0; None: when stderr is a terminal (see
+            :mod:`slowonly_zoo.progress`; ``SLOWONLY_ZOO_QUIET=1`` turns it off whatever is passed).
         run_info: what identifies this evaluation (model, checkpoint hash, protocol, ...); stored in ``run.json``,
             and a resumed run must match it.
         retry_failed: redo videos that an earlier run recorded as failed (e.g. after fixing the files).
@@ -357,7 +394,7 @@ def evaluate(
                 progress,
                 transform,
             )
-        except Exception as err:  # let the other ranks stop too, then re-raise
+        except Exception as err:  # noqa: BLE001 - let the other ranks stop too, then re-raise
             error = err
         if not ctx.all_true(error is None):
             if error is not None:
@@ -395,7 +432,7 @@ def evaluate(
 
 def _run_shard(
     model: nn.Module,
-    dataset: Any,
+    dataset: EvalDataset,
     groups: list[range],
     finished: set[int],
     out_dir: Path,
@@ -405,7 +442,7 @@ def _run_shard(
     num_workers: int,
     amp: bool,
     strict: bool,
-    progress: bool,
+    progress: bool | None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> int:
     """Evaluate this rank's video groups, appending each new result to its record file. Returns how many.
@@ -414,7 +451,7 @@ def _run_shard(
     run finished in part is recomputed whole, so that its batch is the same, but only its unfinished videos are
     recorded.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     engine = _Engine(model, device, batch_views, amp, transform)
     indices = [i for g in groups for i in g]
@@ -424,22 +461,23 @@ def _run_shard(
         batch_size=None,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=_identity,
+        collate_fn=cast("Callable[[list[Any]], Any]", _identity),  # batch_size=None: one item at a time
         worker_init_fn=_worker_init if num_workers > 0 else None,
         prefetch_factor=4 if num_workers > 0 else None,
         persistent_workers=False,
     )
     todo = sum(1 for i in indices if i not in finished)
     desc = "verify" if not ctx.enabled else f"verify (rank 0 of {ctx.world_size})"
-    show = progress and ctx.rank == 0 and todo > 0
-    bar = tqdm(total=todo, unit="video", desc=desc, disable=not show, dynamic_ncols=True)
+    bar = progress_bar(
+        total=todo, unit="video", desc=desc, progress=progress, disable=ctx.rank != 0 or todo == 0, dynamic_ncols=True
+    )
     cudnn_benchmark = torch.backends.cudnn.benchmark
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     processed = 0
     failed = 0
     current = -1
-    pending: list[tuple[int, Any, torch.Tensor]] = []
+    pending: list[tuple[int, EvalSample, torch.Tensor]] = []
     inflight: _Batch | None = None
 
     with ScoreStore(out_dir, rank=ctx.rank) as store:
@@ -459,9 +497,18 @@ def _run_shard(
             if batch is None:
                 return
             for i, sample, n, probs in engine.finish(batch):
-                record(VideoRecord(i, str(sample.id), int(sample.label), "ok", scores=probs, views=n))
+                reason = _unscorable(probs, int(sample.label))
+                if reason is None:
+                    record(VideoRecord(i, str(sample.id), int(sample.label), "ok", scores=probs, views=n))
+                    continue
+                if strict and i not in finished:
+                    raise BadInputError(
+                        f"video {str(sample.id)!r} (annotation line {i + 1}) cannot be scored: {reason}. "
+                        "Run without --strict to record it as failed and go on."
+                    )
+                record(VideoRecord(i, str(sample.id), int(sample.label), "failed", error=reason))
 
-        def launch(items: list[tuple[int, Any, torch.Tensor]]) -> None:
+        def launch(items: list[tuple[int, EvalSample, torch.Tensor]]) -> None:
             nonlocal inflight
             batch = engine.launch(items)  # runs (asynchronously on CUDA) while the previous batch is collected
             complete(inflight)
@@ -485,13 +532,13 @@ def _run_shard(
                         current = group_of[i]
                     views, reason = _views_of(sample, raw_ok=transform is not None)
                     if views is None:
-                        sid = str(getattr(sample, "id", f"<annotation line {i + 1}>"))
+                        sid = str(sample.id)
                         if strict and i not in finished:
                             raise BadInputError(
                                 f"video {sid!r} (annotation line {i + 1}) cannot be evaluated: {reason}. "
                                 "Fix or remove it, or run without --strict to record it and go on."
                             )
-                        record(VideoRecord(i, sid, int(getattr(sample, "label", -1)), "failed", error=reason))
+                        record(VideoRecord(i, sid, int(sample.label), "failed", error=reason))
                         continue
                     pending.append((i, sample, views))
                 flush()

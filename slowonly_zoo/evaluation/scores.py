@@ -20,13 +20,17 @@ from __future__ import annotations
 import base64
 import json
 import os
-import warnings
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
+
+from .._fileio import atomic_replace, atomic_write_text
+from ..errors import RunMismatchError, ScoreMismatchError
+from ..progress import logger
 
 __all__ = [
     "RUN_FILE",
@@ -43,10 +47,6 @@ __all__ = [
 RUN_FILE = "run.json"
 SCORES_FILE = "scores.npz"
 _RECORDS_GLOB = "records-rank*.jsonl"
-
-
-class RunMismatchError(RuntimeError):
-    """The output folder holds results of a different evaluation, so they cannot be resumed."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,9 @@ def _read_lines(path: Path) -> tuple[list[VideoRecord], int]:
         try:
             records.append(VideoRecord.from_json(raw.decode("utf-8")))
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-            warnings.warn(f"{path}:{lineno}: ignoring an unreadable result record ({err}); that video will be redone")
+            logger.warning(
+                "%s:%d: ignoring an unreadable result record (%s); that video will be redone", path, lineno, err
+            )
     return records, end
 
 
@@ -146,7 +148,7 @@ class ScoreStore:
         self.rank = rank
         self.path = self.out_dir / f"records-rank{rank}.jsonl"
         self.fsync_every = max(1, fsync_every)
-        self._fh = None
+        self._fh: BinaryIO | None = None
         self._pending = 0
 
     def open(self) -> ScoreStore:
@@ -156,7 +158,7 @@ class ScoreStore:
             if intact != self.path.stat().st_size:
                 with open(self.path, "r+b") as fh:  # cut a torn last line before appending after it
                     fh.truncate(intact)
-        self._fh = open(self.path, "ab")
+        self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across appends, closed by close()
         return self
 
     def append(self, record: VideoRecord) -> None:
@@ -198,7 +200,15 @@ def check_run_info(out_dir: str | Path, info: Mapping[str, Any]) -> None:
     path = out_dir / RUN_FILE
     canonical = json.loads(json.dumps(dict(info), sort_keys=True, default=str))
     if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            previous = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            previous = None
+        if not isinstance(previous, dict):
+            raise RunMismatchError(
+                f"{path} is damaged (not the JSON object slowonly-zoo writes), so the results beside it cannot be "
+                "resumed; delete that folder to start over, or choose another --out folder"
+            )
         if previous != canonical:
             diff = sorted(k for k in set(previous) | set(canonical) if previous.get(k) != canonical.get(k))
             raise RunMismatchError(
@@ -206,9 +216,7 @@ def check_run_info(out_dir: str | Path, info: Mapping[str, Any]) -> None:
                 "cannot be resumed. Choose another --out folder, or delete this one to start over."
             )
         return
-    tmp = path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(canonical, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(canonical, indent=2, sort_keys=True) + "\n")
 
 
 @dataclass(frozen=True)
@@ -234,7 +242,9 @@ class ScoreTable:
         ok = [r for r in recs if r.ok]
         bad = [r for r in recs if not r.ok]
         if ok:
-            scores = np.stack([r.scores for r in ok]).astype(np.float32)
+            if any(r.scores is None for r in ok):
+                raise ValueError("a record with status 'ok' has no scores; the record file is damaged")
+            scores = np.stack([np.asarray(r.scores) for r in ok]).astype(np.float32)
         else:
             scores = np.zeros((0, num_classes or 0), dtype=np.float32)
         return cls(
@@ -251,8 +261,7 @@ def write_scores(path: str | Path, table: ScoreTable) -> Path:
     ``failed_reasons``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_replace(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             ids=table.ids,
@@ -261,9 +270,6 @@ def write_scores(path: str | Path, table: ScoreTable) -> Path:
             failed_ids=table.failed_ids,
             failed_reasons=table.failed_reasons,
         )
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return path
 
 
@@ -274,13 +280,23 @@ def read_scores(path: str | Path) -> ScoreTable:
         path = path / SCORES_FILE
     if not path.exists():
         raise FileNotFoundError(f"no scores file at {path}: run `slowonly-zoo verify ... --out DIR` first")
-    with np.load(path, allow_pickle=False) as z:
-        missing = {"ids", "labels", "scores"} - set(z.files)
-        if missing:
-            raise ValueError(f"{path} is not a slowonly-zoo scores file: it lacks {sorted(missing)}")
-        ids, labels, scores = z["ids"], z["labels"], z["scores"]
-        failed_ids = z["failed_ids"] if "failed_ids" in z.files else np.zeros(0, dtype=str)
-        failed_reasons = z["failed_reasons"] if "failed_reasons" in z.files else np.zeros(0, dtype=str)
+    try:
+        with np.load(path, allow_pickle=False) as z:  # never unpickle: a scores file holds plain arrays only
+            missing = {"ids", "labels", "scores"} - set(z.files)
+            if missing:
+                raise ScoreMismatchError(f"{path} is not a slowonly-zoo scores file: it lacks {sorted(missing)}")
+            ids, labels, scores = z["ids"], z["labels"], z["scores"]
+            failed_ids = z["failed_ids"] if "failed_ids" in z.files else np.zeros(0, dtype=str)
+            failed_reasons = z["failed_reasons"] if "failed_reasons" in z.files else np.zeros(0, dtype=str)
+    except ScoreMismatchError:
+        raise
+    except (ValueError, EOFError, zipfile.BadZipFile) as exc:  # pickled objects, not an .npz, truncated
+        raise ScoreMismatchError(
+            f"{path} is not a plain-array scores.npz ({exc}); slowonly-zoo never unpickles it, so pass the "
+            "scores.npz that `slowonly-zoo verify --out DIR` wrote"
+        ) from None
     if scores.ndim != 2 or ids.shape != (scores.shape[0],) or labels.shape != ids.shape:
-        raise ValueError(f"{path}: ids {ids.shape}, labels {labels.shape} and scores {scores.shape} do not agree")
+        raise ScoreMismatchError(
+            f"{path}: ids {ids.shape}, labels {labels.shape} and scores {scores.shape} do not agree"
+        )
     return ScoreTable(ids.astype(str), labels.astype(np.int64), scores.astype(np.float32), failed_ids, failed_reasons)

@@ -8,56 +8,76 @@ group (:mod:`slowonly_zoo.evaluation.distributed`).
 
 from __future__ import annotations
 
-import inspect
+import functools
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from ..weights.checkpoint import EXPORT_WEIGHTS_FILE
+from ..data.dataset import TestDataset
+from ..data.formats import check_source_format
+from ..data.pipeline import normalize_views
+from ..errors import UnsupportedProtocolError
+from ..index import ModelEntry, get_model_info
+from ..runtime import resolve_device
 from ..weights.hashing import sha256_file
-from .distributed import resolve_device, setup_distributed
+from ..weights.layout import WEIGHTS_FILE
+from .distributed import setup_distributed
 from .metrics import compute_metrics
+from .report import DEFAULT_TOLERANCE, RESULTS_FILE, build_report, format_summary, write_report
 from .runner import DEFAULT_BATCH_VIEWS, EvalResult, evaluate, videos_per_batch
 from .scores import SCORES_FILE, write_scores
 
-__all__ = ["verify"]
+__all__ = ["ModelFactory", "VerifyOptions", "verify"]
+
+CheckpointArg = str | os.PathLike[str] | None
+ModelFactory = Callable[[ModelEntry, Path], nn.Module]
+"""Builds the model to verify from (entry, checkpoint path)."""
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How :func:`verify` runs each model; the fields are :func:`verify`'s keyword arguments of the same names."""
+
+    source_format: str = "auto"
+    num_workers: int | None = None
+    batch_views: int = DEFAULT_BATCH_VIEWS
+    device: str | None = None
+    limit: int | None = None
+    strict: bool = False
+    amp: bool = False
+    sampling: str | None = None
+    tolerance: float = DEFAULT_TOLERANCE
+    progress: bool | None = None
+    model_factory: ModelFactory | None = None
+    normalize_on_device: bool | None = None
+    compile: bool = False
 
 
 def _make_dataset(
-    entry: Any, ann_file: Path, data_root: Path, fmt: str, sampling: str | None, raw: bool = False
-) -> tuple[Any, Callable[[torch.Tensor], torch.Tensor] | None]:
+    entry: ModelEntry, ann_file: Path, data_root: Path, options: VerifyOptions, raw: bool = False
+) -> tuple[TestDataset, Callable[[torch.Tensor], torch.Tensor] | None]:
     """``TestDataset`` for ``entry``, and the device-side transform its views need (None: they are ready).
 
     ``raw``: ask for uint8 views, normalised on the device (used on CUDA).
     """
-    from slowonly_zoo.data.dataset import TestDataset
-
-    params = inspect.signature(TestDataset).parameters
-    first = next(iter(params))
-    kwargs: dict[str, Any] = {}
-    transform = None
-    if raw and "normalize" in params:
-        from slowonly_zoo.data.pipeline import normalize_views
-
-        protocol = entry.protocol
-        kwargs["normalize"] = False
-
-        def transform(views: torch.Tensor) -> torch.Tensor:
-            return normalize_views(views, protocol)
-
-    if sampling is not None:
-        if "sampling" not in params:
-            raise ValueError("this version of slowonly_zoo.data has no sampling option; leave --sampling unset")
-        kwargs["sampling"] = sampling
-    spec = entry if first == "entry" else entry.protocol
-    return TestDataset(spec, ann_file, data_root, fmt, **kwargs), transform
+    assert entry.protocol is not None
+    transform = functools.partial(normalize_views, protocol=entry.protocol) if raw else None
+    dataset = TestDataset(
+        entry,
+        ann_file,
+        data_root,
+        source_format=options.source_format,
+        sampling=options.sampling or "mmaction0x",
+        normalize=not raw,
+    )
+    return dataset, transform
 
 
-def _checkpoint_for(entry: Any, checkpoint: str | Path | None) -> Path:
+def _checkpoint_for(entry: ModelEntry, checkpoint: CheckpointArg) -> Path:
     if checkpoint is not None:
         path = Path(checkpoint).expanduser()
         if not path.exists():
@@ -65,7 +85,7 @@ def _checkpoint_for(entry: Any, checkpoint: str | Path | None) -> Path:
                 f"checkpoint {path} does not exist; pass the path of an upstream .pth or an exported file/folder"
             )
         return path
-    from slowonly_zoo.weights.sources import fetch_weights
+    from ..weights.sources import fetch_weights
 
     return Path(fetch_weights(entry))
 
@@ -76,7 +96,7 @@ def verify(
     ann_file: str | Path,
     *,
     checkpoint: str | Path | Sequence[str | Path] | None = None,
-    fmt: str = "auto",
+    source_format: str = "auto",
     out: str | Path | None = None,
     num_workers: int | None = None,
     batch_views: int = DEFAULT_BATCH_VIEWS,
@@ -86,9 +106,9 @@ def verify(
     amp: bool = False,
     sampling: str | None = None,
     tolerance: float | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     print_fn: Callable[[str], None] | None = print,
-    model_factory: Callable[[Any, Path], nn.Module] | None = None,
+    model_factory: ModelFactory | None = None,
     normalize_on_device: bool | None = None,
     compile: bool = False,
 ) -> EvalResult:
@@ -103,8 +123,9 @@ def verify(
     Args:
         checkpoint: a local upstream ``.pth`` / exported file or folder instead of the verified download; for the
             fusion entry, one path per member in the entry's member order.
-        fmt: ``"video"``, ``"rawframes"`` or ``"auto"`` (per item: a folder is a frame folder, a file a video).
-        sampling: the data layer's test-clip sampling option (None: the spec's, mmaction2 0.x).
+        source_format: ``"video"``, ``"rawframes"`` or ``"auto"`` (per item: a folder is a frame folder, a file
+            a video); see :mod:`slowonly_zoo.data.formats`.
+        sampling: the data layer's test-clip sampling option (None: mmaction2 0.x ``SampleFrames``).
         tolerance: most |measured − reported| (percentage points) that still passes; default
             :data:`slowonly_zoo.evaluation.report.DEFAULT_TOLERANCE`.
         model_factory: builds the model from (entry, checkpoint path); default ``slowonly_zoo.create_model``.
@@ -114,14 +135,10 @@ def verify(
             size so it compiles once (about a minute up front; worth it for more than a few dozen videos).
         Other arguments: as :func:`slowonly_zoo.evaluation.runner.evaluate`.
     """
-    from slowonly_zoo.index import get_model_info
-
-    from . import report as report_mod
-
     entry = get_model_info(name)
     out_dir = Path(out) if out is not None else Path.cwd() / f"verify-{entry.name}"
-    tol = report_mod.DEFAULT_TOLERANCE if tolerance is None else tolerance
-    common = dict(
+    options = VerifyOptions(
+        source_format=check_source_format(source_format),
         num_workers=num_workers,
         batch_views=batch_views,
         device=device,
@@ -129,7 +146,7 @@ def verify(
         strict=strict,
         amp=amp,
         sampling=sampling,
-        tolerance=tol,
+        tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
         progress=progress,
         model_factory=model_factory,
         normalize_on_device=normalize_on_device,
@@ -140,62 +157,76 @@ def verify(
     ctx = setup_distributed(resolve_device(device))  # one process group for every member of a fusion
     try:
         if entry.members:
-            return _verify_fusion(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, print_fn, common)
-        result = _verify_single(entry, Path(data_root), Path(ann_file), checkpoint, fmt, out_dir, common)
-        return _finish_report(result, entry, report_mod, print_fn, tol)
+            return _verify_fusion(entry, Path(data_root), Path(ann_file), checkpoint, out_dir, print_fn, options)
+        assert checkpoint is None or isinstance(checkpoint, (str, os.PathLike))
+        result = _verify_single(entry, Path(data_root), Path(ann_file), checkpoint, out_dir, options)
+        return _finish_report(result, entry, print_fn, options.tolerance)
     finally:
         ctx.close()
 
 
 def _verify_single(
-    entry: Any, data_root: Path, ann_file: Path, checkpoint: Any, fmt: str, out_dir: Path, opts: dict[str, Any]
+    entry: ModelEntry,
+    data_root: Path,
+    ann_file: Path,
+    checkpoint: CheckpointArg,
+    out_dir: Path,
+    options: VerifyOptions,
 ) -> EvalResult:
     if entry.protocol is None:
         raise ValueError(f"{entry.name} has no test protocol in the index, so it cannot be verified")
+    if not entry.protocol.is_mmaction2:
+        # FAIR's protocols (index fields Sampling, View Ensemble, Score Activation, Metric): running mmaction2's
+        # instead would report numbers that are not comparable with the ones recorded
+        raise UnsupportedProtocolError(
+            f"verify does not run {entry.name}'s test protocol yet ({', '.join(entry.protocol.fair_pieces())}); "
+            "evaluate it with PySlowFast, or verify an mmaction2 entry"
+        )
     if not ann_file.is_file():
         raise FileNotFoundError(f"annotation file {ann_file} does not exist; pass the test list with --ann-file")
     if not data_root.is_dir():
         raise FileNotFoundError(f"data root {data_root} is not a folder; pass the dataset folder with --data-root")
     ckpt = _checkpoint_for(entry, checkpoint)
-    ckpt_sha = sha256_file(ckpt / EXPORT_WEIGHTS_FILE if ckpt.is_dir() else ckpt)
-    dev = resolve_device(opts["device"])
-    raw = dev.type == "cuda" if opts["normalize_on_device"] is None else opts["normalize_on_device"]
-    dataset, transform = _make_dataset(entry, ann_file, data_root, fmt, opts["sampling"], raw=raw)
-    if opts["model_factory"] is not None:
-        model = opts["model_factory"](entry, ckpt)
+    ckpt_sha = sha256_file(ckpt / WEIGHTS_FILE if ckpt.is_dir() else ckpt)
+    dev = resolve_device(options.device)
+    raw = dev.type == "cuda" if options.normalize_on_device is None else options.normalize_on_device
+    dataset, transform = _make_dataset(entry, ann_file, data_root, options, raw=raw)
+    if options.model_factory is not None:
+        model = options.model_factory(entry, ckpt)
     else:
-        from slowonly_zoo.factory import create_model
-        from slowonly_zoo.models.fuse import fuse_batchnorm
+        from ..factory import create_model
+        from ..models.fuse import fuse_batchnorm
 
         # BatchNorm folded into the convolutions: same outputs to float rounding, less work per view
         model = fuse_batchnorm(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
-    if opts["compile"]:
-        from slowonly_zoo.models.fuse import FixedBatch, compile_for_inference, views_per_forward
+    if options.compile:
+        from ..models.fuse import FixedBatch, compile_for_inference, views_per_forward
 
         # one input shape, so it compiles once: the engine's forward size, padded when a batch ends short
         views = entry.protocol.num_views
-        batch = videos_per_batch(dataset, opts["batch_views"], views) * views
+        batch = videos_per_batch(dataset, options.batch_views, views) * views
         model = FixedBatch(compile_for_inference(model.to(dev)), views_per_forward(dev, batch))
     protocol = entry.to_dict()["protocol"]
+    sampling = options.sampling or "default"
     run_info = {
         "model": entry.name,
         "checkpoint_sha256": ckpt_sha,
         "ann_file_sha256": sha256_file(ann_file),
-        "format": fmt,
-        "sampling": opts["sampling"] or "default",
+        "format": options.source_format,
+        "sampling": sampling,
         "protocol": protocol,
     }
     result = evaluate(
         model,
         dataset,
         out_dir=out_dir,
-        batch_views=opts["batch_views"],
-        num_workers=opts["num_workers"],
+        batch_views=options.batch_views,
+        num_workers=options.num_workers,
         device=dev,
-        amp=opts["amp"],
-        limit=opts["limit"],
-        strict=opts["strict"],
-        progress=opts["progress"],
+        amp=options.amp,
+        limit=options.limit,
+        strict=options.strict,
+        progress=options.progress,
         run_info=run_info,
         views_per_video=entry.protocol.num_views,
         transform=transform,
@@ -205,32 +236,29 @@ def _verify_single(
         checkpoint_sha256=ckpt_sha,
         ann_file=str(ann_file),
         data_root=str(data_root),
-        format=fmt,
-        sampling=opts["sampling"] or "default",
+        format=options.source_format,
+        sampling=sampling,
         protocol=protocol,
-        limit=opts["limit"],
+        limit=options.limit,
     )
     return result
 
 
 def _verify_fusion(
-    entry: Any,
+    entry: ModelEntry,
     data_root: Path,
     ann_file: Path,
-    checkpoint: Any,
-    fmt: str,
+    checkpoint: str | Path | Sequence[str | Path] | None,
     out_dir: Path,
     print_fn: Callable[[str], None] | None,
-    opts: dict[str, Any],
+    options: VerifyOptions,
 ) -> EvalResult:
-    from slowonly_zoo.index import get_model_info
-
-    from . import report as report_mod
     from .fusion import fuse_tables
 
     members = [get_model_info(m) for m in entry.members]
+    ckpts: list[CheckpointArg]
     if checkpoint is None:
-        ckpts: list[Any] = [None] * len(members)
+        ckpts = [None] * len(members)
     elif isinstance(checkpoint, (str, os.PathLike)) or len(checkpoint) != len(members):
         raise ValueError(
             f"{entry.name} fuses {len(members)} models ({', '.join(entry.members)}): pass one checkpoint per member, "
@@ -241,8 +269,8 @@ def _verify_fusion(
     member_results = []
     for member, ckpt in zip(members, ckpts):
         # each member reads the same list; frame folders hold img_ (RGB) and x_/y_ (flow) files
-        res = _verify_single(member, data_root, ann_file, ckpt, fmt, out_dir / member.name, opts)
-        member_results.append(_finish_report(res, member, report_mod, print_fn, opts["tolerance"]))
+        res = _verify_single(member, data_root, ann_file, ckpt, out_dir / member.name, options)
+        member_results.append(_finish_report(res, member, print_fn, options.tolerance))
     fused = fuse_tables(
         [r.table for r in member_results],
         names=[m.name for m in members],
@@ -278,16 +306,18 @@ def _verify_fusion(
             "fusion": "mean of the members' averaged class probabilities, 1:1",
         },
     )
-    return _finish_report(result, entry, report_mod, print_fn, opts["tolerance"])
+    return _finish_report(result, entry, print_fn, options.tolerance)
 
 
-def _finish_report(result: EvalResult, entry: Any, report_mod: Any, print_fn: Any, tolerance: float) -> EvalResult:
+def _finish_report(
+    result: EvalResult, entry: ModelEntry, print_fn: Callable[[str], None] | None, tolerance: float
+) -> EvalResult:
     rank = int(os.environ.get("RANK", "0"))
-    result.report = report_mod.build_report(result, entry, tolerance=tolerance)
+    result.report = build_report(result, entry, tolerance=tolerance)
     if rank == 0:
-        result.results_path = report_mod.write_report(result.report, result.out_dir)
+        result.results_path = write_report(result.report, result.out_dir)
         if print_fn is not None:
-            print_fn(report_mod.format_summary(result.report))
+            print_fn(format_summary(result.report))
     else:
-        result.results_path = result.out_dir / report_mod.RESULTS_FILE
+        result.results_path = result.out_dir / RESULTS_FILE
     return result

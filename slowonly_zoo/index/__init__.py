@@ -21,6 +21,7 @@ imports torch.
 from __future__ import annotations
 
 from ..errors import ModelIndexError, UnknownModelError
+from .recipes import CropRanges, LrPolicy, TrainRecipe, TrainSampling, ValPipeline
 from .records import (
     FLOW_MEAN,
     FLOW_STD,
@@ -51,11 +52,16 @@ __all__ = [
     "RGB_STD",
     "Architecture",
     "Checkpoint",
+    "CropRanges",
+    "LrPolicy",
     "ModelEntry",
     "ModelIndexError",
     "ReportedResult",
     "TestProtocol",
+    "TrainRecipe",
+    "TrainSampling",
     "UnknownModelError",
+    "ValPipeline",
     "_registry",
     "get_model_info",
     "list_models",

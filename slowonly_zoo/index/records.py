@@ -13,12 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelIndexError
+from .recipes import TrainRecipe
 
 __all__ = [
+    "CHECKPOINT_FORMATS",
     "FLOW_MEAN",
     "FLOW_STD",
+    "HEAD_MODES",
+    "METRICS",
+    "PROTOCOL_SAMPLINGS",
+    "PROVENANCES",
     "RGB_MEAN",
     "RGB_STD",
+    "SCORE_ACTIVATIONS",
+    "VIEW_ENSEMBLES",
     "Architecture",
     "Checkpoint",
     "ModelEntry",
@@ -37,6 +45,20 @@ FLOW_STD: tuple[float, ...] = (128.0, 128.0)
 
 _CROPS = {"three": 3, "center": 1}
 
+# Where an entry's checkpoint was published and in which layout (``Provenance`` / ``Checkpoint: Format``).
+PROVENANCES: tuple[str, ...] = ("mmaction2-0.x", "mmaction2-1.x", "pytorchvideo", "pyslowfast")
+CHECKPOINT_FORMATS: tuple[str, ...] = ("mmaction2-pth", "pytorchvideo-pyth", "pyslowfast-pyth", "caffe2-pkl")
+#: How the classifier pools the feature map (see slowonly_zoo/models/head.py): 'global' (mmaction2's global
+#: average), 'pytorchvideo' (fixed (T, 7, 7) window, stride 1, mean of per-position logits), 'pyslowfast' (same
+#: window, eval mode: mean of per-position softmax/sigmoid, so the network outputs probabilities).
+HEAD_MODES: tuple[str, ...] = ("global", "pytorchvideo", "pyslowfast")
+#: Test-time clip sampling (slowonly_zoo/data/sampling.py): mmaction2 0.x ``SampleFrames``, PySlowFast's decoder
+#: (frames spread over a window at ``target_fps``), or one frame from the middle of each of ``clip_len`` segments.
+PROTOCOL_SAMPLINGS: tuple[str, ...] = ("mmaction0x", "pyslowfast-decoder", "segment-middle")
+VIEW_ENSEMBLES: tuple[str, ...] = ("mean", "sum", "max")
+SCORE_ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
+METRICS: tuple[str, ...] = ("accuracy", "mAP")
+
 
 @dataclass(frozen=True)
 class Architecture:
@@ -49,6 +71,7 @@ class Architecture:
     with_pool1: bool  #: stem max-pool (False only for Something-Something V1)
     clip_len: int  #: frames per clip (T at the input and at layer4)
     frame_interval: int  #: temporal stride between sampled frames
+    head_mode: str = "global"  #: one of :data:`HEAD_MODES`
 
 
 @dataclass(frozen=True)
@@ -71,6 +94,36 @@ class TestProtocol:
     data_format: str  #: 'rawframes' (RawframeDataset) or 'video' (VideoDataset)
     filename_tmpl: str | None  #: frame file name template for rawframes, None for videos
     start_index: int  #: 1 for rawframes, 0 for videos
+    # FAIR's protocols (../shared/reference/fair_slow_checkpoints.md section 1c); the defaults are mmaction2 0.x's.
+    sampling: str = "mmaction0x"  #: one of :data:`PROTOCOL_SAMPLINGS`
+    target_fps: float | None = None  #: 'pyslowfast-decoder': the frame rate the clip window is measured at (30)
+    view_ensemble: str = "mean"  #: how per-view scores are combined: one of :data:`VIEW_ENSEMBLES`
+    score_activation: str = "softmax"  #: per-view scores: softmax (single label) or sigmoid (multi-label)
+    metric: str = "accuracy"  #: 'accuracy' (top-k) or 'mAP' (mean average precision, multi-label)
+
+    def fair_pieces(self) -> list[str]:
+        """The FAIR-specific pieces of this protocol, in words ([] for mmaction2's protocols)."""
+        pieces = []
+        if self.sampling != "mmaction0x":
+            pieces.append(f"{self.sampling} sampling" + (f" at {self.target_fps:g} fps" if self.target_fps else ""))
+        if self.view_ensemble != "mean":
+            pieces.append(f"{self.view_ensemble} over views")
+        if self.score_activation != "softmax":
+            pieces.append(f"{self.score_activation} scores")
+        if self.metric != "accuracy":
+            pieces.append(f"{self.metric} as the metric")
+        return pieces
+
+    @property
+    def is_mmaction2(self) -> bool:
+        """True when every FAIR-specific field has its mmaction2 default (what verify and predict run)."""
+        return (self.sampling, self.target_fps, self.view_ensemble, self.score_activation, self.metric) == (
+            "mmaction0x",
+            None,
+            "mean",
+            "softmax",
+            "accuracy",
+        )
 
     @property
     def num_crops(self) -> int:
@@ -91,6 +144,7 @@ class ReportedResult:
     top1: float | None = None
     top5: float | None = None
     mean_class_accuracy: float | None = None
+    mean_average_precision: float | None = None  #: mAP in percent (multi-label datasets: Charades)
     inference_time: float | None = None  #: videos/s from upstream's benchmark script (random weights)
     inference_frames: str | None = None  #: the README's note next to the inference time, e.g. '40x3 frames'
     gpu_mem: int | None = None  #: training GPU memory in MB
@@ -104,6 +158,9 @@ class ReportedResult:
     @property
     def source(self) -> str:
         """Where the numbers come from, for humans: 'README § <section>, row <n> (<config>)'."""
+        if self.section and self.section.endswith(".md"):  # FAIR's entries: a file of the upstream repository
+            where = f"{self.section}" + (f", line {self.row}" if self.row is not None else "")
+            return f"{where} ({self.source_config})" if self.source_config else where
         where = f"README § {self.section or '?'}, row {self.row if self.row is not None else '?'}"
         return f"{where} ({self.source_config})" if self.source_config else where
 
@@ -111,15 +168,16 @@ class ReportedResult:
 @dataclass(frozen=True)
 class Checkpoint:
     """The upstream checkpoint file. ``sha256_prefix`` is the first 8 hex digits of its SHA-256 (the
-    ``-xxxxxxxx.pth`` suffix of every upstream file name)."""
+    ``-xxxxxxxx.pth`` suffix of every mmaction2 file name); None for FAIR's files, whose names carry no hash."""
 
     url: str
     filename: str
-    sha256_prefix: str
+    sha256_prefix: str | None
     log_url: str | None = None
     json_url: str | None = None
     hf_hub_id: str | None = None
     previous_filenames: tuple[str, ...] = ()  #: names the same model was first published under (other bytes)
+    format: str = "mmaction2-pth"  #: the file's layout: one of :data:`CHECKPOINT_FORMATS`
 
 
 @dataclass(frozen=True)
@@ -145,6 +203,9 @@ class ModelEntry:
     member_weights: tuple[float, ...] = ()  #: score weights of the members (1:1 -> (1.0, 1.0))
     training_data: str | None = None  #: e.g. 'Kinetics-400 + OmniSource'
     epochs: int | None = None
+    train_recipe: TrainRecipe | None = None  #: how upstream trained it; None for ensembles
+    provenance: str = "mmaction2-0.x"  #: who published the checkpoint: one of :data:`PROVENANCES`
+    unsupported: str | None = None  #: why this zoo cannot build the model (None: it can); recorded, not built
 
     # -- convenience ------------------------------------------------------------------------------
 
@@ -155,6 +216,11 @@ class ModelEntry:
     @property
     def has_checkpoint(self) -> bool:
         return self.checkpoint is not None
+
+    @property
+    def supported(self) -> bool:
+        """False for entries recorded only to say why the zoo cannot build them (``unsupported`` gives the reason)."""
+        return self.unsupported is None
 
     @property
     def primary_result(self) -> ReportedResult | None:
@@ -195,6 +261,8 @@ class ModelEntry:
         d = _jsonable(dataclasses.asdict(self))
         if self.protocol is not None:
             d["protocol"]["num_views"] = self.protocol.num_views
+        if self.train_recipe is not None:
+            d["train_recipe"]["reference_batch"] = self.train_recipe.reference_batch
         d["is_ensemble"] = self.is_ensemble
         return d
 

@@ -7,19 +7,21 @@ import dataclasses
 import difflib
 import fnmatch
 import functools
-import os
 import threading
 from collections.abc import Mapping
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
+from .. import config
+from .._entry_listeners import notify_entry_registered
 from ..errors import ModelIndexError, UnknownModelError
 from .records import ModelEntry
 from .schema import entry_from_index, load_index_file, parse_index_text, validate_entry
 
 __all__ = [
     "EXTRA_INDEX_ENV",
+    "PACKAGED_ORIGIN",
+    "entry_origin",
     "get_model_info",
     "list_models",
     "register_model_entry",
@@ -98,12 +100,9 @@ def _packaged_index_text() -> str:
 @functools.cache
 def _registry() -> _Registry:
     reg = _Registry()
-    for e in parse_index_text(_packaged_index_text(), "packaged model_index.yml"):
-        reg.add(e, "packaged model_index.yml")
-    for raw in os.environ.get(EXTRA_INDEX_ENV, "").split(os.pathsep):
-        if not raw.strip():
-            continue
-        path = Path(raw.strip()).expanduser()
+    for e in parse_index_text(_packaged_index_text(), PACKAGED_ORIGIN):
+        reg.add(e, PACKAGED_ORIGIN)
+    for path in config.extra_index_paths():
         if not path.is_file():
             raise ModelIndexError(
                 f"{EXTRA_INDEX_ENV} names {str(path)!r}, which is not a file; fix or unset the variable"
@@ -129,24 +128,43 @@ def resolve_name(name: str) -> str:
     return _registry().resolve(name)
 
 
+#: :func:`entry_origin` of the entries of the packaged index.
+PACKAGED_ORIGIN = "packaged model_index.yml"
+
+
+def entry_origin(name: str) -> str:
+    """Where the entry ``name`` comes from: :data:`PACKAGED_ORIGIN`, the path of the extra index file that holds it
+    (``SLOWONLY_ZOO_EXTRA_INDEX``), or ``"register_model_entry"`` for an entry added at run time."""
+    reg = _registry()
+    return reg.origins[reg.resolve(name)]
+
+
 def get_model_info(name: str) -> ModelEntry:
     """The :class:`ModelEntry` for a canonical name or any alias; :class:`UnknownModelError` otherwise."""
     reg = _registry()
     return reg.entries[reg.resolve(name)]
 
 
-def list_models(pattern: str = "*", pretrained: bool | None = None) -> list[str]:
+def list_models(
+    pattern: str = "*", pretrained: bool | None = None, *, provenance: str | None = None, supported: bool = True
+) -> list[str]:
     """Canonical names matching the shell-style ``pattern`` (case-insensitive), sorted.
 
     ``pretrained=True`` keeps entries that have a checkpoint (so not the GYM99 fusion ensemble),
-    ``pretrained=False`` keeps those without one, ``None`` keeps all.
+    ``pretrained=False`` keeps those without one, ``None`` keeps all. ``provenance`` keeps the entries of one
+    publisher (``'mmaction2-0.x'``, ``'pytorchvideo'``, ``'pyslowfast'``, ...). Entries recorded only to say why
+    they cannot be built (``ModelEntry.unsupported``, e.g. FAIR's AVA detector) are left out unless
+    ``supported=False``, which lists every entry.
     """
     reg = _registry()
     pat = pattern.lower()
     names = [
         n
         for n, e in reg.entries.items()
-        if fnmatch.fnmatchcase(n.lower(), pat) and (pretrained is None or e.has_checkpoint == pretrained)
+        if fnmatch.fnmatchcase(n.lower(), pat)
+        and (pretrained is None or e.has_checkpoint == pretrained)
+        and (provenance is None or e.provenance == provenance)
+        and (e.supported or not supported)
     ]
     return sorted(names)
 
@@ -156,7 +174,8 @@ def register_model_entry(entry: ModelEntry | Mapping[str, Any]) -> ModelEntry:
     (:meth:`ModelEntry.to_index_dict`). Its name and aliases must not clash with any existing name or alias
     (:class:`ModelIndexError`, a ``ValueError``). Returns the stored entry.
 
-    This registers with the index only; :func:`slowonly_zoo.register_model_entry` also registers with timm."""
+    Every listener of :mod:`slowonly_zoo._entry_listeners` then sees the entry: the timm bridge registers it with
+    timm when timm is imported (otherwise timm's import registers it with the rest)."""
     if isinstance(entry, ModelEntry):
         validate_entry(entry, "register_model_entry")
     elif isinstance(entry, Mapping):
@@ -168,4 +187,6 @@ def register_model_entry(entry: ModelEntry | Mapping[str, Any]) -> ModelEntry:
         entry = entry_from_index(entry, "register_model_entry")
     else:
         raise TypeError(f"register_model_entry takes a ModelEntry or a dict, got {type(entry).__name__}")
-    return _registry().add(entry, "register_model_entry")
+    registered = _registry().add(entry, "register_model_entry")
+    notify_entry_registered(registered)
+    return registered

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from typing import cast
 
 import torch
 from torch import nn
@@ -39,26 +40,28 @@ def views_per_forward(device: torch.device | str, batch_views: int) -> int:
 
 def fold_batchnorm_into_conv(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> nn.Conv3d:
     """A new Conv3d equal to ``bn(conv(x))`` with ``bn`` in eval mode (running statistics)."""
+    triple = tuple[int, int, int]
     fused = nn.Conv3d(
         conv.in_channels,
         conv.out_channels,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        conv.dilation,
+        cast(triple, conv.kernel_size),
+        cast(triple, conv.stride),
+        cast("str | triple", conv.padding),
+        cast(triple, conv.dilation),
         conv.groups,
         bias=True,
         device=conv.weight.device,
         dtype=conv.weight.dtype,
     )
+    running_mean, running_var = cast(torch.Tensor, bn.running_mean), cast(torch.Tensor, bn.running_var)
     with torch.no_grad():
         # in float64, so folding itself adds no rounding beyond the final cast
-        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        scale = bn.weight.double() / torch.sqrt(running_var.double() + bn.eps)
         weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1, 1)
         bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
-        bias = (bias - bn.running_mean.double()) * scale + bn.bias.double()
+        bias = (bias - running_mean.double()) * scale + bn.bias.double()
         fused.weight.copy_(weight.to(conv.weight.dtype))
-        fused.bias.copy_(bias.to(conv.weight.dtype))
+        cast(torch.Tensor, fused.bias).copy_(bias.to(conv.weight.dtype))
     return fused
 
 

@@ -20,7 +20,7 @@ class ConvBN3d(nn.Module):
     ) -> None:
         super().__init__()
         self.conv = nn.Conv3d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        self.bn = nn.BatchNorm3d(out_channels, eps=1e-5, momentum=0.1)
+        self.bn: nn.Module = nn.BatchNorm3d(out_channels, eps=1e-5, momentum=0.1)  # Identity once fused
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

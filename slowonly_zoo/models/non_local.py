@@ -33,10 +33,14 @@ class NonLocal3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, t, h, w = x.shape
         inter = self.inter_channels
+        # g, theta, phi in mmcv's order (NonLocalNd.forward): autograd then sums their input gradients in the
+        # same order, so the backward rounds as upstream's does
+        g = self.pool(self.g(x)).reshape(n, inter, -1).transpose(1, 2)  # (N, T h w, inter)
         theta = self.theta(x).reshape(n, inter, -1).transpose(1, 2)  # (N, THW, inter)
         phi = self.pool(self.phi(x)).reshape(n, inter, -1)  # (N, inter, T h w)
-        g = self.pool(self.g(x)).reshape(n, inter, -1).transpose(1, 2)  # (N, T h w, inter)
         affinity = torch.matmul(theta, phi) / math.sqrt(inter)
         y = torch.matmul(affinity.softmax(dim=-1), g)  # (N, THW, inter)
-        y = y.transpose(1, 2).reshape(n, inter, t, h, w)
+        # contiguous before the reshape, as mmcv's NonLocalNd.forward: a strided view here makes conv_out pick
+        # another kernel, which rounds differently (bit-exact training parity with mmaction2 0.24.1 needs it)
+        y = y.transpose(1, 2).contiguous().reshape(n, inter, t, h, w)
         return x + self.conv_out(y)

@@ -86,6 +86,11 @@ class Stem(ConvBN3d):
 class SlowOnlyBackbone(nn.Module):
     """The ResNet3D Slow pathway. Input (N, C, T, H, W); output (N, 2048, T, H/32, W/32) (H/16 without pool1)."""
 
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
+
     def __init__(
         self,
         depth: int = 50,
@@ -121,6 +126,31 @@ class SlowOnlyBackbone(nn.Module):
                 channels = planes * EXPANSION
             self.add_module(f"layer{stage + 1}", nn.Sequential(*blocks))
         self.out_channels = channels
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """Upstream's from-scratch initialisation (mmaction2 1.2.0 ``mmaction/models/backbones/resnet3d.py``
+        ``ResNet3d._init_weights`` with ``pretrained=None`` and the default ``zero_init_residual=True``):
+
+        * every Conv3d, the non-local block's included: Kaiming normal, ``fan_out``, ReLU gain, bias 0 (mmengine
+          ``kaiming_init``'s defaults). This loop runs after ``NonLocal3d``'s own std-0.01 initialisation upstream,
+          so it overrides it, and the non-local ``conv_out`` BatchNorm ends with weight 1, not 0;
+        * every BatchNorm3d: weight 1, bias 0 (running statistics reset too);
+        * the last BatchNorm of every bottleneck (``conv3.bn``): weight 0, so each residual block starts as the
+          identity.
+        """
+        for module in self.modules():
+            if isinstance(module, nn.Conv3d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm3d):
+                module.reset_running_stats()
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        for module in self.modules():
+            if isinstance(module, Bottleneck3d) and isinstance(module.conv3.bn, nn.BatchNorm3d):
+                nn.init.zeros_(module.conv3.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -23,8 +23,13 @@ class SlowOnly(nn.Module):
             indices per stage.
         with_pool1: False removes the stem max-pool (the Something-Something V1 model).
         dropout: dropout before the classifier (training only).
+        head_mode: 'global' (mmaction2's head, the default), 'pytorchvideo' or 'pyslowfast' (FAIR's window-pooled
+            heads, see :mod:`.head`; 'pyslowfast' outputs probabilities in eval mode).
+        head_frames: temporal size of the FAIR heads' pooling window (the clip length the checkpoint was made for).
+        head_activation: 'softmax' or 'sigmoid', applied per position by the 'pyslowfast' head in eval mode.
 
-    Input: float (N, C, T, H, W), normalised as the model's test protocol says.
+    Input: float (N, C, T, H, W), normalised as the model's test protocol says. A new model holds upstream's
+    initialisation for training from scratch (:meth:`init_weights`).
     """
 
     def __init__(
@@ -35,13 +40,22 @@ class SlowOnly(nn.Module):
         non_local: bool | Sequence[Sequence[int]] = False,
         with_pool1: bool = True,
         dropout: float = 0.5,
+        head_mode: str = "global",
+        head_frames: int | None = None,
+        head_activation: str = "softmax",
     ) -> None:
         super().__init__()
         self.backbone = SlowOnlyBackbone(depth, in_channels, non_local, with_pool1)
-        self.head = I3DHead(self.backbone.out_channels, num_classes, dropout)
+        self.head = I3DHead(self.backbone.out_channels, num_classes, dropout, head_mode, head_frames, head_activation)
         self.num_features = self.backbone.out_channels
         self.pretrained_cfg: dict[str, Any] = {}
-        """Metadata of the weights this model was built for (filled by ``create_model``)."""
+        """Plain-data metadata of the weights this model was built with (filled by ``create_model``)."""
+
+    def init_weights(self) -> None:
+        """Re-initialise every weight as upstream does for training from scratch (the constructor already has):
+        see :meth:`SlowOnlyBackbone.init_weights` and :meth:`I3DHead.init_weights`."""
+        self.backbone.init_weights()
+        self.head.init_weights()
 
     @property
     def num_classes(self) -> int:

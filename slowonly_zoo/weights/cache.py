@@ -11,8 +11,16 @@ Layout under the cache root (``$SLOWONLY_ZOO_HOME``, default ``$XDG_CACHE_HOME/s
 An entry is valid only when both files exist. The record is written last, so an interrupted write leaves
 no valid entry behind. Files are only ever read with ``safetensors.safe_open`` (never unpickled).
 
-Checks: the cheap check (every use) compares the file size and the safetensors metadata with the record;
-the full check (``slowonly-zoo download --verify``) re-hashes the file against the recorded sha256.
+Checks (:func:`check_cached`): every use compares the file size and the safetensors metadata with the record,
+and the first use of a file in a process also re-hashes it against the recorded sha256 (remembered per file
+identity: path, inode, size, modification time; about 0.2 s for a 128 MB file); ``slowonly-zoo download
+--verify`` re-hashes it again whatever this process has seen (``quick=True``, used by ``slowonly-zoo list``,
+skips the hash).
+
+Every path written here stays inside the cache root: model names and file names (they come from an index, which
+may be a user's extra index) must be plain names, and the joined path is checked again (:func:`path_in_cache`).
+Temporary files are named by :mod:`slowonly_zoo._fileio`, so a process holding a model's lock sweeps the
+temporaries that a killed process left for that model (:func:`remove_stale_temp_files`).
 """
 
 from __future__ import annotations
@@ -21,14 +29,23 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import config
+from .._fileio import FILE_MODE, TEMP_MARKER, atomic_replace, atomic_write_text, is_temp_file
+from ..errors import WeightsFileError
 from .hashing import sha256_file, sha256_matches_prefix
+from .layout import (
+    META_CONVERTER_VERSION,
+    META_NAME,
+    META_SOURCE_FILENAME,
+    META_SOURCE_SHA256,
+    read_safetensors_metadata,
+)
 
 __all__ = [
     "FILE_MODE",
@@ -42,53 +59,59 @@ __all__ = [
     "cache_root",
     "check_cached",
     "converter_version",
+    "download_path",
     "downloads_dir",
     "lock_path",
+    "path_in_cache",
     "read_record",
     "read_safetensors_metadata",
     "record_path",
     "remove_entry",
+    "remove_stale_temp_files",
     "store_safetensors_file",
     "store_state_dict",
     "weights_path",
 ]
 
-#: Environment variable naming the cache root.
-ENV_HOME = "SLOWONLY_ZOO_HOME"
 #: Version of the JSON record layout.
 RECORD_FORMAT = 1
-
-# Keys of the string metadata stored in every converted / exported .safetensors header.
-META_NAME = "slowonly_zoo.name"
-META_SOURCE_SHA256 = "slowonly_zoo.source_sha256"
-META_SOURCE_FILENAME = "slowonly_zoo.source_filename"
-META_CONVERTER_VERSION = "slowonly_zoo.converter_version"
 
 
 def cache_root() -> Path:
     """The cache root: ``$SLOWONLY_ZOO_HOME``, else ``$XDG_CACHE_HOME/slowonly_zoo``, else ``~/.cache/slowonly_zoo``."""
-    explicit = os.environ.get(ENV_HOME)
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "slowonly_zoo"
+    return config.home()
 
 
 def _check_name(name: str) -> str:
-    if not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"not a valid model name for the cache: {name!r}")
+    from ..index.schema import is_plain_filename
+
+    if not is_plain_filename(name):
+        raise WeightsFileError(
+            f"{name!r} is not a plain file name, so it cannot name a file in the weights cache; "
+            "fix the index entry (no folder, no '..', not absolute, no leading dot)"
+        )
     return name
+
+
+def path_in_cache(folder: str, filename: str) -> Path:
+    """``<cache root>/<folder>/<filename>``, refusing (``WeightsFileError``) any ``filename`` that is not a plain
+    name or a result that would lie outside the cache root (defence in depth: the index validates file names
+    at load)."""
+    root = Path(os.path.abspath(cache_root()))
+    path = Path(os.path.normpath(root / folder / _check_name(filename)))
+    if path.parent != Path(os.path.normpath(root / folder)) or not path.is_relative_to(root):
+        raise WeightsFileError(f"{filename!r} would put a file outside the weights cache {root}; fix the index entry")
+    return path
 
 
 def weights_path(name: str) -> Path:
     """Where the converted weights of model ``name`` live (whether or not they exist yet)."""
-    return cache_root() / "weights" / f"{_check_name(name)}.safetensors"
+    return path_in_cache("weights", f"{_check_name(name)}.safetensors")
 
 
 def record_path(name: str) -> Path:
     """Where the JSON record of model ``name`` lives."""
-    return cache_root() / "weights" / f"{_check_name(name)}.json"
+    return path_in_cache("weights", f"{_check_name(name)}.json")
 
 
 def downloads_dir() -> Path:
@@ -98,11 +121,19 @@ def downloads_dir() -> Path:
     return path
 
 
+def download_path(filename: str) -> Path:
+    """Where the download of the upstream file ``filename`` goes (its ``.part`` and ``.lock`` lie beside it);
+    ``filename`` must be a plain name (see :func:`path_in_cache`)."""
+    path = path_in_cache("downloads", filename)
+    downloads_dir()
+    return path
+
+
 def lock_path(key: str) -> Path:
     """The lock file guarding model (or file) ``key``; its folder is created on demand."""
-    path = cache_root() / "locks"
-    path.mkdir(parents=True, exist_ok=True)
-    return path / f"{_check_name(key)}.lock"
+    path = path_in_cache("locks", f"{_check_name(key)}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def converter_version() -> str:
@@ -162,20 +193,25 @@ def read_record(name: str) -> CacheRecord | None:
         return None
 
 
-def read_safetensors_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata of a ``.safetensors`` header (read with ``safe_open``; no tensor is loaded)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata() or {})
+#: Files this process has re-hashed against their record: (path, inode, size, mtime_ns) -> the sha256 found.
+_HASHED: dict[tuple[str, int, int, int], str] = {}
 
 
-def check_cached(name: str, *, source_sha256_prefixes: Sequence[str] = (), full: bool = False) -> CacheCheck:
+def _file_identity(path: Path) -> tuple[str, int, int, int]:
+    st = path.stat()
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_cached(
+    name: str, *, source_sha256_prefixes: Sequence[str] = (), full: bool = False, quick: bool = False
+) -> CacheCheck:
     """Look ``name`` up in the cache.
 
-    Cheap check (default): record and file exist, the size equals the recorded size, and the header metadata
-    names the same model and original sha256 as the record; with ``source_sha256_prefixes`` the original must
-    also match one of the index's hash prefixes. ``full=True`` additionally re-hashes the whole file.
+    Always: record and file exist, the size equals the recorded size, and the header metadata names the same
+    model and original sha256 as the record; with ``source_sha256_prefixes`` the original must also match one
+    of the index's hash prefixes. Then the file is re-hashed against the record's sha256 the first time this
+    process sees it (same path, inode, size and modification time afterwards: not again); ``full=True`` re-hashes
+    it whatever was seen before, ``quick=True`` skips the hash (listing what is cached, not loading it).
     """
     path, record = weights_path(name), read_record(name)
     if record is None:
@@ -189,7 +225,7 @@ def check_cached(name: str, *, source_sha256_prefixes: Sequence[str] = (), full:
         return CacheCheck(name, None, record, f"{path} has {size} bytes, the record says {record.size}")
     try:
         meta = read_safetensors_metadata(path)
-    except Exception as exc:  # safetensors raises its own error types for damaged headers
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types for damaged headers
         return CacheCheck(name, None, record, f"{path} is not a readable safetensors file ({exc})")
     if meta.get(META_NAME) != record.name or meta.get(META_SOURCE_SHA256) != record.original_sha256:
         return CacheCheck(name, None, record, f"{path} metadata does not match its record")
@@ -203,59 +239,60 @@ def check_cached(name: str, *, source_sha256_prefixes: Sequence[str] = (), full:
             f"cached weights come from a file with sha256 {record.original_sha256[:8]}…, "
             f"the index expects {' or '.join(source_sha256_prefixes)}",
         )
-    if full:
+    if quick:
+        return CacheCheck(name, path, record, None)
+    identity = _file_identity(path)
+    digest = None if full else _HASHED.get(identity)
+    if digest is None:
         digest = sha256_file(path)
-        if digest != record.sha256:
-            return CacheCheck(
-                name, None, record, f"{path} sha256 {digest[:12]}… differs from recorded {record.sha256[:12]}…"
-            )
+        _HASHED[identity] = digest
+    if digest != record.sha256:
+        return CacheCheck(
+            name, None, record, f"{path} sha256 {digest[:12]}… differs from recorded {record.sha256[:12]}… (damaged)"
+        )
     return CacheCheck(name, path, record, None)
 
 
 def remove_entry(name: str) -> None:
     """Delete the cached weights and record of ``name`` (record first, so no half entry looks valid)."""
     for path in (record_path(name), weights_path(name)):
+        path.unlink(missing_ok=True)
+
+
+#: Temporary files older than this (seconds) are left over from a killed process; younger ones may be in use.
+STALE_TEMP_AGE = 24 * 3600.0
+
+
+def remove_stale_temp_files(max_age: float = STALE_TEMP_AGE, *, name: str | None = None) -> list[Path]:
+    """Delete the temporary files (see :func:`slowonly_zoo._fileio.is_temp_file`) that killed processes left in
+    the cache's ``weights/`` folder; returns what was deleted.
+
+    With ``name`` (the caller holds ``lock_path(name)``, so no live process is writing that model): every
+    temporary file of that model's weights and record, whatever its age. Others: those older than ``max_age``
+    seconds. Partial downloads (``downloads/*.part``) are kept: the next download resumes them."""
+    folder = cache_root() / "weights"
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    cutoff = time.time() - max_age
+    own = () if name is None else tuple(f".{_check_name(name)}{ext}{TEMP_MARKER}" for ext in (".safetensors", ".json"))
+    for path in folder.iterdir():
         try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _file_mode() -> int:
-    """0o666 minus the process umask (what ``open()`` would give); ``mkstemp`` alone gives 0o600."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:  # Linux: read without changing it
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o644
-
-
-#: Permission bits given to cache (and export) files: what ``open()`` would give under the current umask.
-FILE_MODE = _file_mode()
+            if not is_temp_file(path):
+                continue
+            if (own and path.name.startswith(own)) or path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # another process swept it first
+            continue
+    return removed
 
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _commit(
+def _record_for(
     name: str,
     tmp_file: Path,
     *,
@@ -266,10 +303,10 @@ def _commit(
     original_size: int | None,
     conv_version: str,
 ) -> CacheRecord:
-    """Move a finished temp file into place and write its record (the record last)."""
-    final = weights_path(name)
-    record_path(name).unlink(missing_ok=True)  # an old record must not vouch for the new file
-    record = CacheRecord(
+    """The record of a finished temp file about to replace the cached weights; drops the old record first, so
+    it cannot vouch for the new file. The caller writes the new record once the file is in place."""
+    record_path(name).unlink(missing_ok=True)
+    return CacheRecord(
         name=name,
         source=source,
         source_kind=source_kind,
@@ -281,10 +318,6 @@ def _commit(
         created=_now(),
         converter_version=conv_version,
     )
-    os.chmod(tmp_file, FILE_MODE)
-    os.replace(tmp_file, final)
-    _atomic_write_text(record_path(name), record.to_json())
-    return record
 
 
 def store_state_dict(
@@ -297,12 +330,15 @@ def store_state_dict(
     original_sha256: str,
     original_size: int | None,
 ) -> CacheRecord:
-    """Write a converted (zoo-layout) state dict into the cache as ``.safetensors`` with metadata and a record."""
-    from safetensors.torch import save_file
+    """Write a converted (zoo-layout) state dict into the cache as ``.safetensors`` with metadata and a record.
+
+    The caller holds ``lock_path(name)``: temporary files a killed writer left for ``name`` are deleted first."""
+    from .checkpoint import save_safetensors
 
     conv_version = converter_version()
     folder = weights_path(name).parent
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(name=name)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state_dict.items()}
     metadata = {
         "format": "pt",
@@ -311,12 +347,9 @@ def store_state_dict(
         META_SOURCE_FILENAME: original_filename,
         META_CONVERTER_VERSION: conv_version,
     }
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".safetensors.tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        save_file(tensors, str(tmp_path), metadata=metadata)
-        return _commit(
+    with atomic_replace(weights_path(name)) as tmp_path:
+        save_safetensors(tensors, tmp_path, metadata)  # no safetensors-made temporary beside it
+        record = _record_for(
             name,
             tmp_path,
             source=source,
@@ -326,8 +359,8 @@ def store_state_dict(
             original_size=original_size,
             conv_version=conv_version,
         )
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    atomic_write_text(record_path(name), record.to_json())  # the record last: only now is the entry valid
+    return record
 
 
 def store_safetensors_file(
@@ -358,15 +391,21 @@ def store_safetensors_file(
         )
     folder = weights_path(name).parent
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_path = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}.safetensors.tmp"
-    try:
-        try:
-            if not link:
-                raise OSError("copy requested")
-            os.link(Path(src).resolve(), tmp_path)
-        except OSError:
+    remove_stale_temp_files(name=name)
+    # A hard link keeps its source's permission bits (a Hugging Face cache blob's): leave them as they are.
+    linked = False
+    with atomic_replace(weights_path(name), mode=None) as tmp_path:
+        if link:
+            tmp_path.unlink()
+            try:
+                os.link(Path(src).resolve(), tmp_path)
+                linked = True
+            except OSError:  # another file system, or links not supported: copy instead
+                pass
+        if not linked:
             shutil.copyfile(src, tmp_path)
-        return _commit(
+            os.chmod(tmp_path, FILE_MODE)
+        record = _record_for(
             name,
             tmp_path,
             source=source,
@@ -376,5 +415,5 @@ def store_safetensors_file(
             original_size=original_size,
             conv_version=meta.get(META_CONVERTER_VERSION, "unknown"),
         )
-    finally:
-        tmp_path.unlink(missing_ok=True)
+    atomic_write_text(record_path(name), record.to_json())
+    return record

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..errors import CheckpointMismatchError
+
 CONVERTER_VERSION = "1"
 """Recorded with every converted file; bump it when the conversion's output changes."""
 
@@ -59,10 +61,6 @@ _ZOO_TO_UPSTREAM: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^head\.fc\.(weight|bias)$", r"cls_head.fc_cls.\1"),
     )
 )
-
-
-class CheckpointMismatchError(RuntimeError):
-    """A state dict does not fit the model: the message names every missing, unexpected or mis-shaped key."""
 
 
 def _rename(state_dict: Mapping[str, torch.Tensor], rules, direction: str) -> dict[str, torch.Tensor]:

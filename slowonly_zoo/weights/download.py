@@ -3,30 +3,42 @@
 ``download_file(url, dest, sha256_prefix=...)`` streams ``url`` into ``<dest>.part`` (beside ``dest``), resumes
 an interrupted ``.part`` with an HTTP ``Range`` request when the server honours it (restarts otherwise),
 retries connection errors, timeouts and 5xx/429 with exponential backoff, fails at once with a clear error on
-404/410/401/403 (and when the host name does not resolve), checks the sha256 prefix and only then renames the file into place. A file lock
-(``<dest>.lock``) makes concurrent processes download once: the others wait and reuse the verified file.
+404/410/401/403 (and when the host name does not resolve), checks the sha256 prefix and only then renames the file
+into place. A file lock (``<dest>.lock``) makes concurrent processes download once: the others wait (saying so)
+and reuse the verified file. A disk that cannot take the bytes (full, over quota, read-only) fails at once, not
+as a retried "connection lost", and the partial file is deleted so it does not keep the disk full.
 
-Environment (arguments take precedence):
-    SLOWONLY_ZOO_TIMEOUT   seconds to wait for the connection and for each read (default 30)
+What is tried, each retry with its reason and wait, and a wait for another process's lock are logged on the
+``slowonly_zoo`` logger (:mod:`slowonly_zoo.progress`): the URL at INFO, retries and waits at WARNING.
+
+Environment (arguments take precedence; see :mod:`slowonly_zoo.config`):
+    SLOWONLY_ZOO_CONNECT_TIMEOUT  seconds to wait for the server to accept the connection (default 10)
+    SLOWONLY_ZOO_TIMEOUT   seconds to wait for the answer and for each read once connected (default 30)
     SLOWONLY_ZOO_RETRIES   attempts after the first on transient errors (default 5)
     SLOWONLY_ZOO_BACKOFF   first backoff delay in seconds, doubled each retry, capped at 30 (default 1)
-    SLOWONLY_ZOO_PROGRESS  1 / 0 to force the tqdm progress bar on / off (default: on when stderr is a TTY)
+    SLOWONLY_ZOO_PROGRESS  1 / 0 to force the tqdm progress bar on / off (default: on when stderr is a TTY);
+                           ``SLOWONLY_ZOO_QUIET=1`` turns it off (see :mod:`slowonly_zoo.progress`)
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import errno
 import socket
-import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 import urllib3
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
+from .. import config
+from .._fileio import commit_file
+from ..errors import ChecksumMismatchError, DownloadError, HTTPAccessError
+from ..progress import logger as log
+from ..progress import show_progress
 from .hashing import CHUNK_SIZE, hash_file_into, new_hasher, sha256_file, sha256_matches_prefix
 
 __all__ = [
@@ -34,33 +46,17 @@ __all__ = [
     "DownloadError",
     "DownloadResult",
     "HTTPAccessError",
+    "announced_lock",
     "download_file",
     "progress_enabled",
 ]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_RETRIES = 5
 DEFAULT_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 _USER_AGENT = "slowonly-zoo (+https://pypi.org/project/slowonly-zoo/)"
-
-
-class DownloadError(RuntimeError):
-    """A download failed; the message says why and what to try next. No file is left at the destination."""
-
-
-class HTTPAccessError(DownloadError):
-    """The server answered with a definitive refusal (404/410 not found, 401/403 forbidden): not retried."""
-
-    def __init__(self, message: str, status: int):
-        super().__init__(message)
-        self.status = status
-
-
-class ChecksumMismatchError(DownloadError):
-    """The downloaded bytes do not hash to the expected sha256 prefix (the file was deleted)."""
 
 
 @dataclass(frozen=True)
@@ -74,26 +70,10 @@ class DownloadResult:
     reused: bool  # True when a verified file was already there (e.g. another process downloaded it)
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-
-
 def progress_enabled(progress: bool | None = None) -> bool:
-    """Whether to draw progress bars: the argument, else ``SLOWONLY_ZOO_PROGRESS``, else stderr is a TTY."""
-    if progress is not None:
-        return progress
-    raw = os.environ.get("SLOWONLY_ZOO_PROGRESS", "").strip().lower()
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    return sys.stderr.isatty()
+    """Whether to draw progress bars (:func:`slowonly_zoo.progress.show_progress`: never when quiet, else the
+    argument, else ``SLOWONLY_ZOO_PROGRESS``, else whether stderr is a terminal)."""
+    return show_progress(progress)
 
 
 def _describe(exc: BaseException) -> str:
@@ -121,6 +101,45 @@ class _Transient(Exception):
     """Internal: an attempt failed in a way worth retrying."""
 
 
+#: errno values meaning "this disk cannot take the file": retrying the download would not help.
+_DISK_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EROFS) if code is not None
+)
+
+
+def _disk_error(exc: OSError, part: Path, received: int) -> DownloadError:
+    """The error for a failed write of ``part`` (a full disk and its kin are named as such)."""
+    what = {
+        errno.ENOSPC: "the disk is full",
+        errno.EFBIG: "the file is larger than this system allows",
+        errno.EROFS: "the file system is read-only",
+    }.get(exc.errno or 0, "the disk refused the write")
+    if getattr(errno, "EDQUOT", None) == exc.errno:
+        what = "the disk quota is exceeded"
+    return DownloadError(
+        f"cannot write {part} after {received} bytes: {what} ({exc.strerror or exc}); the partial file was deleted: "
+        "free space there or point SLOWONLY_ZOO_HOME at a disk with room, then run the command again"
+    )
+
+
+@contextmanager
+def announced_lock(lock_file: str | Path, what: str) -> Iterator[None]:
+    """Hold the file lock ``lock_file``; when another process holds it, log ``waiting for another process
+    <what>`` (WARNING) before waiting, and how long the wait took after."""
+    lock = FileLock(str(lock_file))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log.warning("waiting for another process %s (lock %s)", what, lock_file)
+        started = time.monotonic()
+        lock.acquire()
+        log.warning("the other process is done (waited %.1f s); going on", time.monotonic() - started)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _parse_content_range_start(value: str | None) -> int | None:
     # "bytes 100-199/200" -> 100
     if not value or not value.startswith("bytes "):
@@ -132,17 +151,21 @@ def _parse_content_range_start(value: str | None) -> int | None:
 
 
 def _attempt(
-    session: requests.Session, url: str, part: Path, timeout: float, show_progress: bool, label: str
+    session: requests.Session, url: str, part: Path, timeout: tuple[float, float], show: bool, label: str
 ) -> tuple[str, int]:
     """One GET (with Range when ``part`` holds bytes). Returns (sha256, size) of the complete ``part``."""
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        response = session.get(url, headers=headers, stream=True, timeout=(timeout, timeout), allow_redirects=True)
+        response = session.get(url, headers=headers, stream=True, timeout=timeout, allow_redirects=True)
+    except requests.ConnectTimeout as exc:
+        raise _Transient(f"no connection to {url} within {timeout[0]:g} s (SLOWONLY_ZOO_CONNECT_TIMEOUT)") from exc
+    except requests.ReadTimeout as exc:
+        raise _Transient(f"connected, but no answer within {timeout[1]:g} s (SLOWONLY_ZOO_TIMEOUT)") from exc
     except (requests.ConnectionError, requests.Timeout) as exc:
         if _name_resolution_failed(exc):  # no DNS (offline machine, typo'd host): retrying will not help
             raise DownloadError(
@@ -179,30 +202,37 @@ def _attempt(
         length = response.headers.get("Content-Length")
         total = have + int(length) if length and length.isdigit() else None
         received = have
-        bar = tqdm(
+        bar = progress_bar(
             total=total,
             initial=have,
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
             desc=label,
-            disable=not show_progress,
+            progress=show,
             leave=False,
         )
         try:
-            with open(part, mode) as out:
-                try:
-                    # read1 hands over whatever has arrived, so bytes received before a drop are kept for resuming.
-                    while True:
+            out = open(part, mode)  # noqa: SIM115 - closed below, where a failing flush is a disk error too
+        except OSError as exc:
+            bar.close()
+            raise _disk_error(exc, part, received) from exc
+        try:
+            with out:
+                while True:
+                    try:
+                        # read1 hands over whatever has arrived, so bytes received before a drop are kept.
                         chunk = response.raw.read1(CHUNK_SIZE, decode_content=True)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        hasher.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
-                    raise _Transient(f"connection lost after {received} bytes ({_describe(exc)})") from exc
+                    except (urllib3.exceptions.HTTPError, OSError, requests.RequestException) as exc:
+                        raise _Transient(f"connection lost after {received} bytes ({_describe(exc)})") from exc
+                    if not chunk:
+                        break
+                    out.write(chunk)  # an OSError here is the disk's, not the connection's
+                    hasher.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+        except OSError as exc:
+            raise _disk_error(exc, part, received) from exc
         finally:
             bar.close()
         if total is not None and received != total:
@@ -220,6 +250,7 @@ def download_file(
     retries: int | None = None,
     backoff: float | None = None,
     session: requests.Session | None = None,
+    connect_timeout: float | None = None,
 ) -> DownloadResult:
     """Download ``url`` to ``dest`` (atomically, verified, resumable, once across processes).
 
@@ -229,26 +260,31 @@ def download_file(
         sha256_prefix: required leading hex digits of the file's sha256 (the upstream name suffix); the file is
             deleted and ``ChecksumMismatchError`` raised when they differ.
         progress: force the progress bar on/off (default: ``progress_enabled()``).
-        timeout: connect and per-read timeout in seconds (default ``$SLOWONLY_ZOO_TIMEOUT`` or 30).
+        timeout: seconds to wait for the answer and each read (default ``$SLOWONLY_ZOO_TIMEOUT`` or 30).
+        connect_timeout: seconds to wait for the connection (default ``$SLOWONLY_ZOO_CONNECT_TIMEOUT`` or 10,
+            at most ``timeout``).
         retries: retries after the first attempt on transient errors (default ``$SLOWONLY_ZOO_RETRIES`` or 5).
         backoff: first retry delay in seconds, doubled each time (default ``$SLOWONLY_ZOO_BACKOFF`` or 1).
 
     Raises:
         HTTPAccessError: 404/410/401/403 (not retried).
         ChecksumMismatchError: the bytes do not match ``sha256_prefix``.
-        DownloadError: every attempt failed (the last reason is in the message).
+        DownloadError: every attempt failed (the last reason is in the message), or the disk cannot take the file
+            (at once; the partial file is deleted).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    timeout = _env_float("SLOWONLY_ZOO_TIMEOUT", DEFAULT_TIMEOUT) if timeout is None else timeout
-    retries = int(_env_float("SLOWONLY_ZOO_RETRIES", DEFAULT_RETRIES)) if retries is None else retries
-    backoff = _env_float("SLOWONLY_ZOO_BACKOFF", DEFAULT_BACKOFF) if backoff is None else backoff
-    show = progress_enabled(progress)
+    timeout = config.timeout(DEFAULT_TIMEOUT) if timeout is None else timeout
+    connect_timeout = config.connect_timeout(DEFAULT_CONNECT_TIMEOUT) if connect_timeout is None else connect_timeout
+    timeouts = (min(connect_timeout, timeout), timeout)
+    retries = config.retries(DEFAULT_RETRIES) if retries is None else retries
+    backoff = config.backoff(DEFAULT_BACKOFF) if backoff is None else backoff
+    show = show_progress(progress)
     own_session = session is None
     session = session or requests.Session()
     try:
-        with FileLock(str(dest.with_name(dest.name + ".lock"))):
+        with announced_lock(dest.with_name(dest.name + ".lock"), f"downloading {dest.name}"):
             if dest.is_file():
                 digest = sha256_file(dest)
                 if sha256_matches_prefix(digest, sha256_prefix):
@@ -261,12 +297,13 @@ def download_file(
             while attempt <= retries:
                 if attempt:
                     delay = min(backoff * 2 ** (attempt - 1), MAX_BACKOFF)
-                    log.info("retrying %s in %.1f s (%s)", url, delay, last)
+                    log.warning("%s: %s; retry %d of %d in %.1f s", url, last, attempt, retries, delay)
                     time.sleep(delay)
                 attempt += 1
                 resumed = part.exists() and part.stat().st_size > 0
+                log.info("downloading %s%s", url, f" (resuming at byte {part.stat().st_size})" if resumed else "")
                 try:
-                    digest, size = _attempt(session, url, part, timeout, show, dest.name)
+                    digest, size = _attempt(session, url, part, timeouts, show, dest.name)
                 except _Transient as exc:
                     last = str(exc)
                     continue
@@ -285,11 +322,12 @@ def download_file(
                         f"{url} downloaded {size} bytes with sha256 {digest[:8]}…, expected {sha256_prefix}…: "
                         "the server sent a different or damaged file (it was deleted)"
                     )
-                os.replace(part, dest)
+                commit_file(part, dest)
                 return DownloadResult(dest, digest, size, url, reused=False)
+            kept = part.stat().st_size if part.exists() else 0
             raise DownloadError(
-                f"{url}: gave up after {attempt} attempts; last error: {last}. "
-                "The partial file is kept and the next try resumes it."
+                f"{url}: gave up after {attempt} attempts; last error: {last}"
+                + (f". The partial file {part} ({kept} bytes) is kept and the next try resumes it." if kept else ".")
             )
     finally:
         if own_session:

@@ -8,7 +8,8 @@
    (an id may pin a revision as ``org/name@revision``; else ``$SLOWONLY_ZOO_HF_REVISION``, else ``main``);
    files ``model.safetensors`` + ``config.json`` as written by ``slowonly-zoo export``, fetched with
    ``huggingface_hub.hf_hub_download`` (its cache, ``HF_ENDPOINT``, ``HF_HUB_CACHE``, ``HF_TOKEN`` honoured);
-   the file's recorded source sha256 must match the index;
+   the file's recorded source sha256 must match the index, and since that is a claim the file makes about
+   itself (nothing here can re-derive it), such a file is used only with ``SLOWONLY_ZOO_TRUST_CLAIMS=1``;
 3. ``$SLOWONLY_ZOO_MIRRORS``: a **comma-separated** list of base URLs (``http(s)://…``) or local directories
    (plain paths or ``file://`` URLs) that replace the upstream ``https://download.openmmlab.com/`` prefix; the
    rest of the path is kept (``<base>/mmaction/recognition/slowonly/<file>``); a flat ``<base>/<file>`` is
@@ -19,24 +20,28 @@ Offline (``SLOWONLY_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``): only the cache (an
 Hugging Face cache) are used, and a miss fails at once naming the missing file and the import command.
 
 A file lock per model makes concurrent processes (e.g. the ranks of a distributed job) fetch once; the
-others wait and read the cache. Cached files are only opened with ``safetensors.safe_open``.
+others wait (logging ``waiting for another process fetching <name>``) and read the cache. Each source tried is
+logged at INFO on the ``slowonly_zoo`` logger, with why it failed (retries and waits inside a download at
+WARNING). Cached files are only opened with ``safetensors.safe_open``.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from filelock import FileLock
-
+from .. import config
+from ..errors import WeightsNotFoundError
+from ..progress import logger as log
+from ..progress import tqdm_class
 from . import cache
-from .download import download_file, progress_enabled
+from .download import announced_lock, download_file
 from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
+from .layout import CONFIG_FILE, META_SOURCE_FILENAME, META_SOURCE_SHA256, WEIGHTS_FILE, read_safetensors_metadata
 
 if TYPE_CHECKING:
     from ..index import ModelEntry
@@ -55,27 +60,7 @@ __all__ = [
     "mirror_list",
 ]
 
-log = logging.getLogger(__name__)
-
 UPSTREAM_PREFIX = "https://download.openmmlab.com/"
-ENV_OFFLINE = "SLOWONLY_ZOO_OFFLINE"
-ENV_MIRRORS = "SLOWONLY_ZOO_MIRRORS"
-ENV_HF_PREFIX = "SLOWONLY_ZOO_HF_PREFIX"
-ENV_HF_REVISION = "SLOWONLY_ZOO_HF_REVISION"
-ENV_KEEP_DOWNLOADS = "SLOWONLY_ZOO_KEEP_DOWNLOADS"
-HF_WEIGHTS_FILE = "model.safetensors"
-HF_CONFIG_FILE = "config.json"
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-class WeightsNotFoundError(RuntimeError):
-    """No source produced verified weights. ``attempts`` lists each source tried and why it failed."""
-
-    def __init__(self, message: str, name: str, attempts: tuple[SourceAttempt, ...] = ()):
-        super().__init__(message)
-        self.name = name
-        self.attempts = attempts
 
 
 @dataclass(frozen=True)
@@ -111,12 +96,12 @@ def is_offline(offline: bool | None = None) -> bool:
     """The argument, else ``SLOWONLY_ZOO_OFFLINE`` or ``HF_HUB_OFFLINE`` set to a true value."""
     if offline is not None:
         return offline
-    return any(os.environ.get(var, "").strip().lower() in _TRUE for var in (ENV_OFFLINE, "HF_HUB_OFFLINE"))
+    return config.offline()
 
 
 def mirror_list() -> list[str]:
     """The entries of ``$SLOWONLY_ZOO_MIRRORS`` (comma-separated), stripped, in order."""
-    return [m.strip() for m in os.environ.get(ENV_MIRRORS, "").split(",") if m.strip()]
+    return config.mirrors()
 
 
 def _relative_path(url: str) -> str:
@@ -145,14 +130,14 @@ def hf_repo_for(entry: ModelEntry) -> tuple[str, str | None] | None:
     """(repo id, revision or None) of the Hub mirror of ``entry``, or None when none is configured."""
     repo = entry.checkpoint.hf_hub_id if entry.checkpoint else None
     if not repo:
-        prefix = os.environ.get(ENV_HF_PREFIX, "").strip().strip("/")
+        prefix = config.hf_prefix()
         if not prefix:
             return None
         repo = f"{prefix}/{entry.name}"
     revision = None
     if "@" in repo:
         repo, revision = repo.split("@", 1)
-    return repo, revision or os.environ.get(ENV_HF_REVISION, "").strip() or None
+    return repo, revision or config.hf_revision()
 
 
 def accepted_prefixes(entry: ModelEntry) -> tuple[str, ...]:
@@ -182,9 +167,7 @@ def _short(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _convert_and_store(
-    entry: ModelEntry, original: Path, sha256: str, *, source: str, kind: str
-) -> cache.CacheRecord:
+def _convert_and_store(entry: ModelEntry, original: Path, sha256: str, *, source: str, kind: str) -> cache.CacheRecord:
     from .checkpoint import read_upstream_checkpoint
 
     state = read_upstream_checkpoint(original)
@@ -203,36 +186,39 @@ def _from_hf(
     entry: ModelEntry, repo: str, revision: str | None, *, offline: bool, progress: bool | None
 ) -> cache.CacheRecord:
     from huggingface_hub import hf_hub_download
-    from tqdm.auto import tqdm
-
-    class _QuietTqdm(tqdm):  # type: ignore[misc,valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
 
     kwargs: dict[str, Any] = {"repo_id": repo, "revision": revision, "local_files_only": offline}
     if os.environ.get("HF_ENDPOINT"):
         kwargs["endpoint"] = os.environ["HF_ENDPOINT"].rstrip("/")
     if os.environ.get("HF_HUB_CACHE"):
         kwargs["cache_dir"] = os.environ["HF_HUB_CACHE"]
-    if not progress_enabled(progress):
-        kwargs["tqdm_class"] = _QuietTqdm
-    config_path = Path(hf_hub_download(filename=HF_CONFIG_FILE, **kwargs))
-    weights = Path(hf_hub_download(filename=HF_WEIGHTS_FILE, **kwargs))
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    if isinstance(config, dict) and config.get("num_classes") not in (None, entry.num_classes):
-        raise ValueError(f"{repo} holds a {config['num_classes']}-class model, {entry.name} has {entry.num_classes}")
-    meta = cache.read_safetensors_metadata(weights)
-    source_sha = meta.get(cache.META_SOURCE_SHA256, "")
+    quiet_bars = tqdm_class(progress)
+    if quiet_bars is not None:
+        kwargs["tqdm_class"] = quiet_bars
+    config_path = Path(hf_hub_download(filename=CONFIG_FILE, **kwargs))
+    weights = Path(hf_hub_download(filename=WEIGHTS_FILE, **kwargs))
+    model_config = json.loads(config_path.read_text(encoding="utf-8"))
+    if isinstance(model_config, dict) and model_config.get("num_classes") not in (None, entry.num_classes):
+        raise ValueError(
+            f"{repo} holds a {model_config['num_classes']}-class model, {entry.name} has {entry.num_classes}"
+        )
+    meta = read_safetensors_metadata(weights)
+    source_sha = meta.get(META_SOURCE_SHA256, "")
     prefixes = accepted_prefixes(entry)
     if not source_sha:
         raise ValueError(
-            f"{HF_WEIGHTS_FILE} in {repo} has no '{cache.META_SOURCE_SHA256}' metadata, so it cannot "
+            f"{WEIGHTS_FILE} in {repo} has no '{META_SOURCE_SHA256}' metadata, so it cannot "
             "be verified against the index; re-create it with `slowonly-zoo export`"
         )
     if prefixes and not any(sha256_matches_prefix(source_sha, p) for p in prefixes):
         raise ValueError(
             f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects {' or '.join(prefixes)}"
+        )
+    if not config.trust_claims():
+        raise ValueError(
+            f"unverified: {WEIGHTS_FILE} in {repo} claims to be converted from "
+            f"{meta.get(META_SOURCE_FILENAME) or 'the checkpoint'} (sha256 {source_sha[:8]}…), which nothing here "
+            "can check; set SLOWONLY_ZOO_TRUST_CLAIMS=1 if you trust that repository"
         )
     commit = weights.parent.name
     return cache.store_safetensors_file(
@@ -251,12 +237,13 @@ def _from_local_file(entry: ModelEntry, path: Path, *, kind: str) -> cache.Cache
 def _from_url(entry: ModelEntry, url: str, *, kind: str, progress: bool | None) -> cache.CacheRecord:
     ck = entry.checkpoint
     assert ck is not None
-    dest = cache.downloads_dir() / ck.filename
+    log.info("%s: trying %s %s", entry.name, kind, url)
+    dest = cache.download_path(ck.filename)
     result = download_file(url, dest, sha256_prefix=ck.sha256_prefix, progress=progress)
     try:
         return _convert_and_store(entry, result.path, result.sha256, source=url, kind=kind)
     finally:
-        if os.environ.get(ENV_KEEP_DOWNLOADS, "").strip().lower() not in _TRUE:
+        if not config.keep_downloads():
             result.path.unlink(missing_ok=True)
 
 
@@ -264,13 +251,13 @@ def _offline_message(entry: ModelEntry, why: str, extra: list[SourceAttempt]) ->
     ck = entry.checkpoint
     assert ck is not None
     lines = [
-        f"offline mode ({ENV_OFFLINE}=1 or HF_HUB_OFFLINE=1): the weights of {entry.name!r} are not available "
+        f"offline mode (SLOWONLY_ZOO_OFFLINE=1 or HF_HUB_OFFLINE=1): the weights of {entry.name!r} are not available "
         f"locally: {why}.",
         f"  needed file: {ck.filename} (sha256 {ck.sha256_prefix}…), upstream {ck.url}",
     ]
     lines += [f"  also tried: {a}" for a in extra]
     lines.append(f"  copy that file to this machine and run:  slowonly-zoo import /path/to/{ck.filename}")
-    lines.append(f"  (or unset {ENV_OFFLINE} / HF_HUB_OFFLINE to download it)")
+    lines.append("  (or unset SLOWONLY_ZOO_OFFLINE / HF_HUB_OFFLINE to download it)")
     return "\n".join(lines)
 
 
@@ -283,8 +270,8 @@ def _failure_message(entry: ModelEntry, attempts: list[SourceAttempt]) -> str:
     lines += [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
     lines += [
         "What to do: if you have the file (any name), run:  slowonly-zoo import /path/to/the/file.pth",
-        f"  or point {ENV_MIRRORS} at a directory or URL holding {ck.filename},",
-        f"  or set {ENV_HF_PREFIX} to a Hugging Face organisation that hosts `slowonly-zoo export` folders.",
+        f"  or point SLOWONLY_ZOO_MIRRORS at a directory or URL holding {ck.filename},",
+        "  or set SLOWONLY_ZOO_HF_PREFIX to a Hugging Face organisation that hosts `slowonly-zoo export` folders.",
     ]
     return "\n".join(lines)
 
@@ -299,6 +286,15 @@ def fetch_weights_report(
         members = ", ".join(getattr(entry, "members", ()) or ())
         raise WeightsNotFoundError(
             f"{entry.name!r} has no checkpoint of its own" + (f" (it fuses {members}; fetch those)" if members else ""),
+            entry.name,
+        )
+    if not ck.sha256_prefix:
+        # FAIR's file names carry no hash: nothing here could tell a forged file from the real one, and no full
+        # sha256 is pinned for them yet, so no source is tried (an absent prefix must never read as "verified").
+        raise WeightsNotFoundError(
+            f"{entry.name!r}: no pinned hash yet for {ck.filename} (its name carries no sha256), so slowonly-zoo "
+            f"does not download it; fetch {ck.url} yourself and pass it as checkpoint_path= (command line: "
+            f"--checkpoint FILE)",
             entry.name,
         )
     prefixes = accepted_prefixes(entry)
@@ -318,7 +314,8 @@ def fetch_weights_report(
         hf = hf_repo_for(entry)
         if hf is not None:  # files already in the Hugging Face cache count as local
             try:
-                record = _from_hf(entry, hf[0], hf[1], offline=True, progress=progress)
+                with announced_lock(cache.lock_path(entry.name), f"fetching {entry.name}"):
+                    record = _from_hf(entry, hf[0], hf[1], offline=True, progress=progress)
                 path = cache.weights_path(entry.name)
                 return FetchResult(
                     entry.name,
@@ -335,7 +332,7 @@ def fetch_weights_report(
             (SourceAttempt("cache", str(cache.weights_path(entry.name)), first.problem), *extra),
         )
 
-    with FileLock(str(cache.lock_path(entry.name))):
+    with announced_lock(cache.lock_path(entry.name), f"fetching {entry.name}"):
         again = cached(verify)
         if again.ok:  # another process filled the cache while we waited
             assert again.path is not None and again.record is not None
@@ -349,6 +346,10 @@ def fetch_weights_report(
             cache.remove_entry(entry.name)
         attempts = [SourceAttempt("cache", str(cache.weights_path(entry.name)), again.problem)]
 
+        def failed(kind: str, where: str, exc: BaseException) -> None:
+            attempts.append(SourceAttempt(kind, where, _short(exc)))
+            log.info("%s: %s %s failed: %s", entry.name, kind, where, _short(exc))
+
         def done(kind: str, where: str, record: cache.CacheRecord) -> FetchResult:
             attempts.append(SourceAttempt(kind, where, None))
             return FetchResult(entry.name, cache.weights_path(entry.name), record, False, tuple(attempts), discarded)
@@ -358,7 +359,9 @@ def fetch_weights_report(
         if hf is None:
             attempts.append(
                 SourceAttempt(
-                    "huggingface", "-", f"not configured (no hf_hub_id in the index and {ENV_HF_PREFIX} is unset)"
+                    "huggingface",
+                    "-",
+                    "not configured (no hf_hub_id in the index and SLOWONLY_ZOO_HF_PREFIX is unset)",
                 )
             )
         else:
@@ -366,12 +369,12 @@ def fetch_weights_report(
             try:
                 return done("huggingface", where, _from_hf(entry, hf[0], hf[1], offline=False, progress=progress))
             except Exception as exc:  # noqa: BLE001 - every failure is reported, then the next source is tried
-                attempts.append(SourceAttempt("huggingface", where, _short(exc)))
+                failed("huggingface", where, exc)
 
         # 3. user mirrors
         mirrors = mirror_list()
         if not mirrors:
-            attempts.append(SourceAttempt("mirror", "-", f"none configured ({ENV_MIRRORS} is unset)"))
+            attempts.append(SourceAttempt("mirror", "-", "none configured (SLOWONLY_ZOO_MIRRORS is unset)"))
         for mirror in mirrors:
             kind, candidates = mirror_candidates(mirror, ck.url, ck.filename)
             if kind == "dir":
@@ -386,19 +389,19 @@ def fetch_weights_report(
                     try:
                         return done("mirror", str(path), _from_local_file(entry, path, kind="mirror"))
                     except Exception as exc:  # noqa: BLE001
-                        attempts.append(SourceAttempt("mirror", str(path), _short(exc)))
+                        failed("mirror", str(path), exc)
             else:
                 for url in candidates:
                     try:
                         return done("mirror", url, _from_url(entry, url, kind="mirror", progress=progress))
                     except Exception as exc:  # noqa: BLE001
-                        attempts.append(SourceAttempt("mirror", url, _short(exc)))
+                        failed("mirror", url, exc)
 
         # 4. upstream
         try:
             return done("upstream", ck.url, _from_url(entry, ck.url, kind="upstream", progress=progress))
         except Exception as exc:  # noqa: BLE001
-            attempts.append(SourceAttempt("upstream", ck.url, _short(exc)))
+            failed("upstream", ck.url, exc)
         raise WeightsNotFoundError(_failure_message(entry, attempts), entry.name, tuple(attempts))
 
 

@@ -1,0 +1,99 @@
+"""Where a model runs and how views go through it: the one device resolver and the one chunked forward pass that
+``predict``, ``extract``, ``benchmark`` and the evaluation loop share.
+
+Device rule (:func:`resolve_device`): ``None`` or ``"auto"`` is the GPU when torch sees one, else the CPU. A CUDA
+device without an index (``"cuda"``, or ``"auto"`` on a GPU machine) is ``cuda:$LOCAL_RANK`` when ``LOCAL_RANK`` is
+set (``torchrun`` sets it for each process, so each rank takes its own GPU) and ``cuda:0`` otherwise. An explicit
+index (``"cuda:1"``) is used as given. Asking for CUDA without a GPU, for a GPU this machine does not have, or for a
+device torch does not know (``"gpu"``) is a :class:`DeviceError` that says what to pass instead.
+
+Chunking rule (:func:`forward_views`): views go through the model
+:func:`~slowonly_zoo.models.fuse.views_per_forward` at a time (the whole batch on accelerators, one view on CPU,
+which is faster there); the outputs do not depend on it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+
+from .errors import DeviceError
+from .models.fuse import views_per_forward
+
+__all__ = ["DeviceError", "forward_views", "resolve_device"]
+
+
+def _local_rank() -> int:
+    raw = os.environ.get("LOCAL_RANK")
+    if raw is None or raw.strip() == "":
+        return 0
+    try:
+        return int(raw)
+    except ValueError:
+        raise DeviceError(f"LOCAL_RANK={raw!r} is not a GPU number; unset it or launch with torchrun") from None
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a :class:`torch.device`, following the device rule of this module's docstring.
+
+    Raises :class:`DeviceError` for an unknown device string and for a CUDA device this machine does not have.
+    """
+    if device is None or (isinstance(device, str) and device.strip().lower() == "auto"):
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device.strip() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(
+            f"unknown device {device!r}; pass 'cpu', 'cuda', 'cuda:N' (the N-th GPU) or 'auto' (a GPU when there "
+            "is one)"
+        ) from None
+    if dev.type != "cuda":
+        return dev
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {device} was asked for but torch sees no CUDA GPU here; use --device cpu")
+    if dev.index is None:
+        dev = torch.device("cuda", _local_rank())
+    count = torch.cuda.device_count()
+    if not 0 <= dev.index < count:
+        raise DeviceError(
+            f"{dev} was asked for but this machine has {count} GPU{'s' if count != 1 else ''} "
+            f"(cuda:0 to cuda:{count - 1}); pass one of those, or fewer processes per node to torchrun"
+        )
+    return dev
+
+
+def forward_views(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    views: torch.Tensor,
+    device: torch.device,
+    batch_views: int,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    amp: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """``fn`` (a model's forward, or part of it) over ``views`` ``(V, C, T, H, W)``, in inference mode.
+
+    The views go to ``device`` :func:`~slowonly_zoo.models.fuse.views_per_forward` ``(device, batch_views)`` at a
+    time (asynchronously from pinned memory), each chunk through ``transform`` (e.g. the device-side normalisation
+    of uint8 views) and in channels-last 3D; ``amp`` runs ``fn`` under bf16 autocast; ``on_chunk`` is called with
+    the number of views of each chunk once it is done (a progress bar's ``update``). Returns the float32 outputs
+    concatenated along the first dimension, on ``device``.
+    """
+    step = views_per_forward(device, batch_views)
+    outs = []
+    with torch.inference_mode():
+        for start in range(0, views.shape[0], step):
+            chunk = views[start : start + step].to(device, non_blocking=True)
+            if transform is not None:
+                chunk = transform(chunk)
+            chunk = chunk.contiguous(memory_format=torch.channels_last_3d)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp else nullcontext():
+                out = fn(chunk)
+            outs.append(out.float().contiguous())
+            if on_chunk is not None:
+                on_chunk(int(chunk.shape[0]))
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
