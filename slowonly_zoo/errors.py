@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .weights.sources import SourceAttempt
 
 __all__ = [
     "AnnotationError",
@@ -158,9 +154,10 @@ class ChecksumMismatchError(DownloadError):
 
 
 class WeightsNotFoundError(SlowOnlyZooError, RuntimeError):
-    """No source produced verified weights. ``attempts`` lists each source tried and why it failed."""
+    """No source produced verified weights. ``attempts`` lists each source tried and why it failed
+    (:class:`slowonly_zoo.weights.sources.SourceAttempt` records)."""
 
-    def __init__(self, message: str, name: str, attempts: tuple[SourceAttempt, ...] = ()) -> None:
+    def __init__(self, message: str, name: str, attempts: tuple[object, ...] = ()) -> None:
         super().__init__(message)
         self.name = name
         self.attempts = attempts
