@@ -219,8 +219,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
         lines.append(
             f"  sampling        {p.num_clips} clips of {p.clip_len} frames every {p.frame_interval} "
-            "(SampleFrames test_mode, mmaction2 0.x)"
-            if p.sampling == "mmaction0x"
+            f"(SampleFrames test_mode, mmaction2 {p.sampling.removeprefix('mmaction')[0]}.x)"
+            if p.sampling in ("mmaction0x", "mmaction1x")
             else f"  sampling        {p.num_clips} clip(s) of {p.clip_len} frames, {p.sampling}"
             + (f" at {p.target_fps:g} fps" if p.target_fps else "")
         )
@@ -454,7 +454,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         f"{result['threads']} CPU threads)"
     )
     _out(
-        f"settings        batch 1 video = {result['views_per_video']} views of {tuple(result['input_per_view'])}, "
+        f"settings        batch 1 video = {result['views_per_video']} "
+        f"view{'s' if result['views_per_video'] != 1 else ''} of {tuple(result['input_per_view'])}, "
         f"{result['iters']} iterations, first {result['warmup']} not timed, fuse BN {result['fuse_bn']}"
         + ("" if result["upstream_setting"] else "  [NOT upstream's test views: --clips/--crop-size given]")
     )
@@ -1041,9 +1042,7 @@ def _message(exc: BaseException) -> str:
 def run_script(script_main: Callable[[], int], prog: str | None = None) -> int:
     """Run an example script's ``main()`` as the command line runs a command: a user error (see
     :data:`USER_ERRORS`) is one line ``PROG: error: MESSAGE`` on stderr and exit status 1, not a traceback
-    (``SLOWONLY_ZOO_DEBUG=1`` re-raises it). Use as ``raise SystemExit(run_script(main))``."""
-    import os
-
+    (``python -X dev SCRIPT`` shows it). Use as ``raise SystemExit(run_script(main))``."""
     name = prog or Path(sys.argv[0]).name
     try:
         return int(script_main())
@@ -1051,7 +1050,7 @@ def run_script(script_main: Callable[[], int], prog: str | None = None) -> int:
         _err("interrupted")
         return 130
     except USER_ERRORS as exc:
-        if os.environ.get("SLOWONLY_ZOO_DEBUG", "").strip().lower() in ("1", "true", "yes", "on"):
+        if sys.flags.dev_mode:
             raise
         _err(f"{name}: error: {_message(exc)}")
         return EXIT_USER_ERROR

@@ -145,11 +145,10 @@ def _save_features(
             if fmt == "npy":
                 with open(tmp, "wb") as fh:
                     np.save(fh, features.numpy())
-            else:
-                from safetensors.torch import save_file
+            else:  # not safetensors' save_file, which leaves a .tmpXXXXXX of its own when killed
+                from .weights.checkpoint import save_safetensors
 
-                tensors = {"features": features.contiguous(), **{k: v.contiguous() for k, v in extra.items()}}
-                save_file(tensors, str(tmp), metadata=meta)
+                save_safetensors({"features": features, **extra}, tmp, meta)
     except (OSError, SafetensorError) as exc:  # safetensors reports I/O errors as its own SafetensorError
         raise OSError(f"could not write {path} ({exc}); free some space or choose a writable --out folder") from exc
 

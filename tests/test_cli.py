@@ -120,7 +120,7 @@ def test_list_json_every_model_with_filters(capsys):
     assert [r["name"] for r in flow] == ["slowonly_r50_4x16x1_k400_flow", "slowonly_r50_8x8x1_k400_flow"]
     assert cli.main(["list", "*gym99*"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["name", "dataset", "top-1", "top-5", "params", "test", "protocol", "cached"]
+    assert table[0].split() == ["name", "dataset", "modality", "top-1", "top-5", "params", "test", "protocol", "cached"]
     assert len([line for line in table if line.startswith("slowonly_")]) == 3
     assert any("70.20*" in line for line in table) and "mean class accuracy" in table[-1]
     assert cli.main(["list", "--dataset", "no-such-dataset"]) == 1

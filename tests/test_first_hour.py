@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -143,11 +144,19 @@ def test_register_refuses_labels_that_do_not_fit_the_head(tmp_path, user_weights
     monkeypatch.setenv("SLOWONLY_ZOO_EXTRA_INDEX", str(tmp_path / "index.yml"))
     argv = ["register", str(mine), "--as", "x1", "--like", MODEL, "--labels", str(labels), "--num-classes", "2"]
     one_sentence_error(capsys, argv, "--labels", "--num-classes")
+    no_labels = ["register", str(mine), "--as", "x1", "--like", MODEL]  # the like-entry's 400 classes
+    one_sentence_error(capsys, no_labels, "3-way head", "--num-classes 3")
+    st = tmp_path / "best.safetensors"
+    st.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    one_sentence_error(capsys, ["register", str(st), "--as", "x2", "--like", MODEL], "epoch_N.pth")
+    one_sentence_error(capsys, ["register", str(mine), "--as", MODEL, "--like", MODEL], "exists already")
+    assert not (tmp_path / "index.yml").exists() or "x1" not in (tmp_path / "index.yml").read_text()
 
 
 # ------------------------------------------------------------------------------------------------ extract
 
 
+@pytest.mark.slow  # model runs on CPU
 def test_extract_records_each_output_it_cannot_write_and_goes_on(tmp_path, ckpt, shared_videos):
     """A full disk (here: a file-size limit, which any user may set, so the write fails as on ENOSPC) fails each
     input with a reason in the summary and the exit status, instead of stopping at the first."""
@@ -169,6 +178,7 @@ def test_extract_records_each_output_it_cannot_write_and_goes_on(tmp_path, ckpt,
     assert not [p for p in out.rglob("*") if p.is_file()]  # no half-written output, no temporary left
 
 
+@pytest.mark.slow  # model runs on CPU
 def test_extract_outputs_follow_the_umask_and_npy_keeps_clip_starts(tmp_path, ckpt, shared_videos, capsys):
     video = shared_videos / "archery.avi"
     out = tmp_path / "out"
@@ -221,6 +231,21 @@ def test_counts_below_one_are_refused_by_name(tmp_path, ckpt, shared_videos, cap
     one_sentence_error(capsys, [*verify, "--limit", "0"], "--limit must be 1 or more")
     one_sentence_error(capsys, [*verify, "--batch-views", "-2"], "--batch-views")
     assert not (tmp_path / "o").exists()
+
+
+def test_bad_lists_and_devices_are_one_sentence(tmp_path, ckpt, shared_videos, capsys):
+    video = str(shared_videos / SHORT_VIDEO)
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{SHORT_VIDEO} 1\n{SHORT_VIDEO} x y z\n", encoding="utf-8")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"caf\xe9.mp4 1\n")
+    verify = ["verify", MODEL, "--data-root", str(shared_videos), "--checkpoint", str(ckpt)]
+    one_sentence_error(capsys, [*verify, "--ann-file", str(bad)], "bad.txt", "line 2")
+    one_sentence_error(capsys, [*verify, "--ann-file", str(latin)], "latin.txt", "UTF-8")
+    one_sentence_error(capsys, ["predict", MODEL, str(latin), "--checkpoint", str(ckpt)], "latin.txt", "UTF-8")
+    if not torch.cuda.is_available():
+        one_sentence_error(capsys, ["predict", MODEL, video, "--device", "cuda"], "--device cpu")
+    one_sentence_error(capsys, ["predict", MODEL, video, "--device", "gpu"], "'gpu'", "'cuda'")
 
 
 def test_a_damaged_run_json_is_a_sentence_naming_it(tmp_path, ckpt, shared_videos, capsys):
@@ -288,7 +313,7 @@ def test_predict_and_extract_show_a_bar_on_a_terminal_and_nothing_when_quiet(
     err = capsys.readouterr().err
     assert "2/2" in err and "view" in err, err
 
-    assert cli.main([*base, "--quiet"]) == 0
+    assert cli.main([*base[:-1], "1", "--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
     out = str(tmp_path / "feats")
@@ -297,9 +322,10 @@ def test_predict_and_extract_show_a_bar_on_a_terminal_and_nothing_when_quiet(
     assert "1/1" in captured.err and "video" in captured.err, captured.err
     assert "wrote" not in captured.out and "1 written" in captured.out  # the bar replaces the per-file lines
 
-    monkeypatch.delenv("SLOWONLY_ZOO_PROGRESS")  # a pipe (pytest's capture is no terminal): no bar
-    assert cli.main(base) == 0
-    assert "view" not in capsys.readouterr().err
+    from slowonly_zoo.progress import show_progress
+
+    monkeypatch.delenv("SLOWONLY_ZOO_PROGRESS")
+    assert show_progress() is False  # a pipe (pytest's capture is no terminal): no bar
 
 
 def test_benchmark_cpu_default_is_short():
@@ -358,3 +384,25 @@ def test_one_view_is_singular(tmp_path, ckpt, shared_videos):
     )
     assert proc.returncode == 0, proc.stderr
     assert "(1 view)" in proc.stdout and "views)" not in proc.stdout
+
+
+# ------------------------------------------------------------------------------------------------ README
+
+
+def _readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"## {title}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_says_how_to_install_the_cpu_build_of_torch():
+    quick = _readme_section("Quick start")
+    assert "pip install torch==2.14.1 torchvision==0.29.1 -e ." in quick  # the command as it was
+    assert "pip install torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cpu" in quick
+
+
+def test_readme_states_the_suite_time_without_the_old_claim():
+    tests = _readme_section("Running the tests")
+    assert "about 9 minutes" not in tests and "8 min 34 s" not in tests
+    assert re.search(r"python -m pytest` takes (TIME_TBD|about \d+ minutes|\d+ min \d+ s)", tests), tests

@@ -82,11 +82,11 @@ ALIASES = {
 
 LABEL_LINES = {
     "kinetics400.txt": 400, "kinetics600.txt": 600, "kinetics700.txt": 700, "gym99.txt": 99,
-    "jester.txt": 27, "hmdb51.txt": 51, "ucf101.txt": 101, "sthv1.txt": 174,
+    "jester.txt": 27, "hmdb51.txt": 51, "ucf101.txt": 101, "sthv1.txt": 174, "kinetics710.txt": 710,
 }  # fmt: skip
 LABEL_SHA256_PREFIX = {  # mmaction2's tools/data/*/label_map*.txt
     "kinetics400.txt": "e9f2806f", "kinetics600.txt": "8dfca420", "kinetics700.txt": "2f265d35",
-    "ucf101.txt": "fabeefc5", "hmdb51.txt": "c24c56a7",
+    "ucf101.txt": "fabeefc5", "hmdb51.txt": "c24c56a7", "kinetics710.txt": "a853307b",
 }  # fmt: skip
 
 
@@ -364,7 +364,8 @@ def test_extra_index_from_environment(tmp_path: Path, fresh_index: pytest.Monkey
     e = ix.get_model_info("MY_FT.pth")
     assert e.name == "my_slowonly_ft" and e.labels == ("one", "two", "three")
     assert Path(e.label_file).is_absolute()
-    assert "my_slowonly_ft" in ix.list_models(pretrained=True) and len(ix.list_models()) == 33  # 26 + 6 FAIR + 1
+    assert "my_slowonly_ft" in ix.list_models(pretrained=True)
+    assert len(ix.list_models()) == 43  # 26 mmaction2 0.x + 10 mmaction2 1.x + 6 FAIR + 1
 
 
 def test_extra_index_clash_names_the_file(tmp_path: Path, fresh_index: pytest.MonkeyPatch) -> None:

@@ -28,8 +28,9 @@ def _family(entry) -> str:
 SINGLE_MODELS = [name for name in slowonly_zoo.list_models() if not slowonly_zoo.get_model_info(name).members]
 
 
-def test_there_are_31_single_checkpoint_models():
-    assert len(SINGLE_MODELS) == 31  # 25 mmaction2 0.x + 6 FAIR (tests/test_index_fair.py)
+def test_there_are_41_single_checkpoint_models():
+    # 25 mmaction2 0.x + 10 mmaction2 1.x (tests/test_index_mm1x.py) + 6 FAIR (tests/test_index_fair.py)
+    assert len(SINGLE_MODELS) == 41
 
 
 @pytest.mark.parametrize("name", SINGLE_MODELS)
@@ -153,7 +154,7 @@ def test_torch_hub_local_checkout(tmp_path):
     entrypoints = [n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")]
     assert "slowonly_r50_8x8x1_k400" in entrypoints and "list_models" in entrypoints
     assert "slowonly_r50_4x16x1_gym99_fusion" not in entrypoints
-    assert len([n for n in entrypoints if n.startswith("slowonly_")]) == 25
+    assert len([n for n in entrypoints if n.startswith("slowonly_")]) == 35  # 25 mmaction2 0.x + 10 1.x
     assert len([n for n in entrypoints if n.startswith("slow_r50_")]) == 6  # FAIR's; not the AVA detector
     assert "Build a SlowOnly model" in hubconf.slowonly_r50_8x8x1_k400.__doc__
 
@@ -172,7 +173,7 @@ def test_torch_hub_local_checkout(tmp_path):
 def test_timm_registration(tmp_path):
     import timm
 
-    assert len(timm.list_models("slowonly*", pretrained=True)) == 25
+    assert len(timm.list_models("slowonly*", pretrained=True)) == 35  # 25 mmaction2 0.x + 10 1.x
     assert len(timm.list_models("slow_r50_*", pretrained=True)) == 6  # FAIR's
     path = write_upstream_checkpoint(tmp_path, "slowonly_r50_8x4x1_hmdb51_in1k", seed=4)
     model = timm.create_model("slowonly_r50_8x4x1_hmdb51_in1k", pretrained_cfg_overlay=dict(file=str(path)))
@@ -190,7 +191,7 @@ def test_timm_registration_does_not_import_timm_eagerly():
         " Name='my_finetuned_slowonly', Alias=[], Config=None))\n"
         "import timm\n"
         "names = timm.list_models('*slowonly*', pretrained=True)\n"
-        "assert len(names) == 26 and 'my_finetuned_slowonly' in names, names\n"
+        "assert len(names) == 36 and 'my_finetuned_slowonly' in names, names\n"
         "print('ok')\n"
     )
     assert fresh_python(code) == "ok"
@@ -204,4 +205,4 @@ def test_timm_registration_survives_a_find_spec_probe():
         "import timm\n"
         "print(len(timm.list_models('slowonly*', pretrained=True)))\n"
     )
-    assert fresh_python(code) == "25"
+    assert fresh_python(code) == "35"

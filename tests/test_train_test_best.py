@@ -1,7 +1,8 @@
 """``--test-best``: at the end of a run, ``verify``'s full test protocol on ``best.safetensors``, its report in the
 work dir. A tiny entry (the 8x8x1 K400 entry with a 1-clip, centre-crop, 32-pixel test protocol equal to the tiny
 recipe's val pipeline) trains on 8 generated clips of 2 classes; the test must load the 2-way head from
-``best.safetensors`` alone and reproduce the best epoch's validation numbers, since both pipelines are the same."""
+``best.safetensors`` alone and reproduce the best epoch's validation numbers, since both pipelines are the same;
+``slowonly-zoo predict --checkpoint best.safetensors`` then prints the class names the checkpoint records."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from train_clips import ENTRY, SIZE, make_clips, tiny_options, tiny_recipe
 
+from slowonly_zoo.cli import main
 from slowonly_zoo.errors import TrainError
 from slowonly_zoo.evaluation import verify
 from slowonly_zoo.index import get_model_info, register_model_entry
@@ -36,7 +38,7 @@ def _register_tiny() -> str:
 
 
 @pytest.mark.slow  # ~10 s: a 2-epoch run and three verify passes
-def test_test_best_runs_verify_on_the_best_checkpoint(tmp_path, one_thread):
+def test_test_best_runs_verify_on_the_best_checkpoint(tmp_path, one_thread, capsys):
     name = _register_tiny()
     root = tmp_path / "clips"
     make_clips(root, per_class=4)
@@ -72,6 +74,12 @@ def test_test_best_runs_verify_on_the_best_checkpoint(tmp_path, one_thread):
     }  # fmt: skip
     assert np.array_equal(result.test.table.scores, by_epoch[result.best_epoch])
     assert not np.array_equal(by_epoch[1], by_epoch[2])
+    # predict on the fine-tuned checkpoint alone (no --num-classes) prints the class names it records
+    assert (
+        main(["predict", name, str(root / "class1" / "clip0.mp4"), "--checkpoint", str(work / "best.safetensors")]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "class0  [0]" in printed and "class1  [1]" in printed, printed
 
 
 def test_test_best_without_a_val_list_is_an_error_before_training(tmp_path):

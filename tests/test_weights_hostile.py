@@ -103,6 +103,19 @@ def test_a_path_filename_that_bypassed_the_index_never_touches_a_file_outside_th
     assert server.gets("/x/" + ckpt.name) == []
 
 
+def test_index_refuses_previous_filenames_that_are_paths():
+    base = get_model_info(BASE_MODEL)
+    entry = dataclasses.replace(
+        base,
+        name="test_bad_previous",
+        aliases=(),
+        checkpoint=dataclasses.replace(base.checkpoint, previous_filenames=("../../old-12345678.pth",)),
+    )
+    with pytest.raises(ModelIndexError) as err:
+        register_model_entry(entry)
+    assert "'Previous Filenames' must be a plain file name" in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["../evil", "/abs", ".hidden", "a/b", "x\nnewline"])
 def test_cache_paths_refuse_names_that_are_not_plain(name):
     for make in (cache.weights_path, cache.record_path, cache.lock_path, cache.download_path):
@@ -167,6 +180,35 @@ def test_one_flipped_byte_in_a_cached_file_is_found_by_the_next_use_in_a_fresh_p
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=dict(os.environ), check=True
     ).stdout
     assert out.startswith("PROBLEM ") and "differs from recorded" in out
+
+
+def test_the_first_use_hash_is_not_repeated_for_an_unchanged_file_in_one_process(tmp_path, server, monkeypatch):
+    ckpt = write_tiny_checkpoint(tmp_path, seed=13)
+    entry = make_entry(ckpt, url=server.add("/h/" + ckpt.name, ckpt.read_bytes()))
+    path = fetch_weights_report(entry).path
+    calls: list[Path] = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: calls.append(Path(p)) or real(p))
+    cache._HASHED.clear()  # as in a fresh process
+    assert cache.check_cached(entry.name).ok and cache.check_cached(entry.name).ok
+    assert calls == [path]  # hashed once; the second use trusts this process's own check
+    assert cache.check_cached(entry.name, full=True).ok and calls == [path, path]  # --verify always re-hashes
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched: hashed again
+    assert cache.check_cached(entry.name).ok and len(calls) == 3
+
+
+def test_leftover_temporaries_of_earlier_versions_are_swept_by_age():
+    weights = cache.cache_root() / "weights"
+    weights.mkdir(parents=True)
+    old = [weights / ".tmpAbC123", weights / ".m.x1y2z3.safetensors.tmp", weights / ".m.safetensors.slowonly-tmp-1"]
+    young = weights / ".tmpZyX987"
+    mine = weights / "notes.tmp"  # not a temporary name: never touched
+    for p in [*old, young, mine]:
+        p.write_bytes(b"x" * 10)
+    for p in old:
+        os.utime(p, (time.time() - 2 * cache.STALE_TEMP_AGE,) * 2)
+    assert sorted(cache.remove_stale_temp_files()) == sorted(old)
+    assert young.exists() and mine.exists()
 
 
 # ------------------------------------------------------------- 4. a user checkpoint named with a hash is verified
@@ -274,6 +316,14 @@ def test_broken_weight_files_are_one_sentence_naming_the_file(tmp_path):
         assert "\n" not in message and "unpickling" not in message, (name, message)
 
 
+def test_import_reports_a_damaged_safetensors_by_name_and_goes_on(tmp_path):
+    files = _broken_files(tmp_path)
+    results = import_files([files["lying_length.safetensors"][0], files["garbage_header.safetensors"][0]])
+    assert [r.status for r in results] == ["error", "error"]
+    for result in results:
+        assert str(result.path) in result.message and "damaged or truncated .safetensors" in result.message
+
+
 @pytest.mark.parametrize("name", ["empty.pth", "notes.pth", "truncated.pth", "lying_length.safetensors"])
 def test_cli_reports_a_broken_checkpoint_in_one_line_with_exit_status_1(tmp_path, shared_videos, capsys, name):
     path, expect = _broken_files(tmp_path)[name]
@@ -281,6 +331,15 @@ def test_cli_reports_a_broken_checkpoint_in_one_line_with_exit_status_1(tmp_path
     assert cli.main(["predict", BASE_MODEL, str(video), "--checkpoint", str(path), "--clips", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and expect in err[0] and "please report" not in err[0], err
+
+
+def test_cli_checkpoint_whose_name_hash_does_not_match_is_refused(tmp_path, shared_videos, capsys):
+    renamed = tmp_path / "slowonly_r50_8x8x1_256e_kinetics400_rgb_20200703-deadbeef.pth"
+    renamed.write_bytes(write_tiny_checkpoint(tmp_path / "src", seed=12).read_bytes())
+    video = next(p for p in sorted(shared_videos.iterdir()) if p.suffix == ".mp4")
+    assert cli.main(["predict", BASE_MODEL, str(video), "--checkpoint", str(renamed), "--clips", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(renamed) in err[0] and "named with sha256 prefix deadbeef" in err[0], err
 
 
 def test_export_with_weights_of_the_wrong_checkpoint_is_one_line_exit_status_1(tmp_path, capsys):
@@ -357,6 +416,29 @@ def test_giving_up_names_the_partial_file_the_next_try_resumes(server, tmp_path)
     assert server.gets(f"/p-{digest[:8]}.pth")[-1].range is not None
 
 
+_FSIZE_CONVERT_CHILD = """
+import os, resource, signal, sys, torch
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+from slowonly_zoo.weights import cache
+state = {"w": torch.ones(1_000_000)}  # 4 MB, past the 1 MB file-size limit
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+try:
+    cache.store_state_dict("test_full_convert", state, source="x", source_kind="import", original_filename="x.pth",
+                           original_sha256="0" * 64, original_size=1)
+except OSError as exc:
+    print("OSError", exc.errno)
+"""
+
+
+def test_a_disk_that_fills_during_conversion_leaves_no_file_in_the_cache():
+    out = subprocess.run(
+        [sys.executable, "-c", _FSIZE_CONVERT_CHILD], capture_output=True, text=True, timeout=60, env=dict(os.environ)
+    )
+    assert out.stdout.startswith("OSError"), (out.stdout, out.stderr[-2000:])
+    weights = cache.cache_root() / "weights"
+    assert list(weights.iterdir()) == [] and not cache.check_cached("test_full_convert", quick=True).ok
+
+
 # ------------------------------------------------------------ 13. kill -9 mid-conversion leaves nothing for long
 
 _CONVERT_CHILD = """
@@ -418,7 +500,8 @@ def test_a_closed_port_says_each_retry_and_its_wait(tmp_path, caplog):
             url, tmp_path / "x-12345678.pth", sha256_prefix="12345678", progress=False, retries=2, backoff=0.01
         )
     msgs = _messages(caplog)
-    assert any("retry 1 of 2 in 0.0 s" in m and url in m and "refused" in m.lower() for m in msgs), msgs
+    refused = f"connection refused by 127.0.0.1:{port} (nothing listens there); retry 1 of 2 in 0.0 s"
+    assert any(m.startswith(url) and refused in m for m in msgs), msgs
     assert any("retry 2 of 2" in m for m in msgs), msgs
 
 

@@ -19,6 +19,8 @@ What comes from where:
   (the configs' ``cls_head`` and ``tools/data/*/label_map*.txt``), parameter counts (counted on the built 0.x
   models) and the few aliases that are not in the README (OmniSource's first file names, from the slowonly
   ``metafile.yml``).
+* mmaction2 1.x's re-trained checkpoints (``MM1X`` below): hand-kept from ``../shared/reference/mmaction2_1x/``
+  (the 1.x README and metafile; tests/test_index_mm1x.py checks them against both), after the README's entries.
 * FAIR's Slow R50 checkpoints (PySlowFast / pytorchvideo; ``FAIR`` below): hand-kept from
   ``../shared/reference/fair_slow_checkpoints.md``, appended after the README's entries.
 
@@ -617,6 +619,206 @@ def fair_entries() -> list[ModelEntry]:
 
 
 # --------------------------------------------------------------------------------------------------
+# mmaction2 1.x's SlowOnly checkpoints (re-trained, host download.openmmlab.com/mmaction/v1.0/)
+# --------------------------------------------------------------------------------------------------
+# Hand-kept from ../shared/reference/mmaction2_1x/ (mmaction2 main @ 4d6c9347: configs/recognition/slowonly/
+# README.md and metafile.yml; tests/test_index_mm1x.py checks every fact below against both files). Same
+# architecture and key layout as 0.x; the 1.x test pipeline (the 1.2.0 wheel's mmaction/.mim/configs/recognition/
+# slowonly/*.py test_pipeline and _base_/models/slowonly_r50.py data_preprocessor): DecordInit, SampleFrames(
+# num_clips=10, test_mode=True) with 1.x's PySlowFast-style offsets, DecordDecode, Resize(-1, 256), ThreeCrop(256),
+# mean/std as 0.x's img_norm_cfg, I3DHead average_clips='prob'.
+# Slips of the two files, recorded rather than resolved silently:
+# * top-1/top-5 differ between README and metafile for 9 of 10 models: both are kept, each with its source;
+# * the metafile (and README) name the NL 8x8x1 file with the ImageNet 8x8x1 file's hash suffix df42dc84 (other
+#   URL): the weights code then needs the full file name (slowonly_zoo/weights/transfer.py);
+# * for K700 the metafile's Weights (20220901-f73b3e89 / -4098e1eb, in a folder named 8xb16 that does not match
+#   its 16xb16 config) are not the README's (20221013-98b1b0a7 / -15b93b10, folder = config name). The README's
+#   are the later publication and are the entries' files; the metafile's are kept as Previous Filenames;
+# * the metafile says K700's Training Data is Kinetics-400 (its Results say Kinetics-700, as does the config).
+
+MM1X_HOST = "https://download.openmmlab.com/mmaction/v1.0/recognition/slowonly/"
+MM1X_README_FILE = "mmaction2 1.x configs/recognition/slowonly/README.md"
+MM1X_METAFILE_FILE = "mmaction2 1.x configs/recognition/slowonly/metafile.yml"
+MM1X_SAMPLING = "mmaction1x"
+
+
+class Mm1xFacts(NamedTuple):
+    name: str
+    config: str  # 1.x config name (no .py)
+    ckpt: str  # checkpoint file name (README's), below MM1X_HOST + config + '/'
+    log: str  # training log file name, same folder
+    depth: int
+    non_local: bool
+    clip_len: int
+    frame_interval: int
+    dataset: str  # key of MM1X_DATASETS
+    pretrain: str | None
+    epochs: int
+    readme: tuple[str, int, float, float, str]  # (section, file line, top-1, top-5, gpus column)
+    metafile: tuple[int, float, float, str]  # (file line of Top 1 Accuracy, top-1, top-5, Training Resources)
+    metafile_ckpt_url: str | None = None  # the metafile's Weights where they are not the README's file
+
+
+MM1X_DATASETS: dict[str, tuple[str, int, str]] = {
+    "k400": ("Kinetics-400", 400, "labels/kinetics400.txt"),
+    "k700": ("Kinetics-700", 700, "labels/kinetics700.txt"),
+    # mmaction2 tools/data/kinetics710/label_map_k710.txt, in label order
+    "k710": ("Kinetics-710", 710, "labels/kinetics710.txt"),
+}
+
+_IN1K_K400 = "slowonly_imagenet-pretrained-r50_8xb16-{}-steplr-150e_kinetics400-rgb"
+_NL_K400 = "slowonly_r50-in1k-pre-nl-embedded-gaussian_8xb16-{}-steplr-150e_kinetics400-rgb"
+_IN1K_K700 = "slowonly_imagenet-pretrained-r50_16xb16-{}-steplr-150e_kinetics700-rgb"
+_IN1K_K710 = "slowonly_imagenet-pretrained-r50_32xb8-8x8x1-steplr-150e_kinetics710-rgb"
+
+# fmt: off
+MM1X: tuple[Mm1xFacts, ...] = (
+    Mm1xFacts("slowonly_r50_4x16x1_k400_mm1x", "slowonly_r50_8xb16-4x16x1-256e_kinetics400-rgb",
+              "slowonly_r50_4x16x1_256e_8xb16_kinetics400-rgb_20220901-f6a40d08.pth",
+              "slowonly_r50_4x16x1_256e_8xb16_kinetics400-rgb.log", 50, False, 4, 16, "k400", None, 256,
+              ("Kinetics-400", 25, 72.97, 90.88, "8"), (27, 72.68, 90.68, "8 GPUs")),
+    Mm1xFacts("slowonly_r50_8x8x1_k400_mm1x", "slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb",
+              "slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb_20220901-2132fc87.pth",
+              "slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb.log", 50, False, 8, 8, "k400", None, 256,
+              ("Kinetics-400", 26, 75.15, 92.11, "8"), (50, 74.82, 91.80, "8 GPUs")),
+    Mm1xFacts("slowonly_r101_8x8x1_k400_mm1x", "slowonly_r101_8xb16-8x8x1-196e_kinetics400-rgb",
+              "slowonly_r101_8xb16-8x8x1-196e_kinetics400-rgb_20220901-e6281431.pth",
+              "slowonly_r101_8xb16-8x8x1-196e_kinetics400-rgb.log", 101, False, 8, 8, "k400", None, 196,
+              ("Kinetics-400", 27, 76.59, 92.80, "8"), (74, 76.28, 92.70, "8 GPUs")),
+    Mm1xFacts("slowonly_r50_4x16x1_k400_in1k_mm1x", _IN1K_K400.format("4x16x1"),
+              _IN1K_K400.format("4x16x1") + "_20220901-e7b65fad.pth", _IN1K_K400.format("4x16x1") + ".log",
+              50, False, 4, 16, "k400", "ImageNet", 150,
+              ("Kinetics-400", 28, 75.12, 91.72, "8"), (97, 74.83, 91.60, "8 GPUs")),
+    Mm1xFacts("slowonly_r50_8x8x1_k400_in1k_mm1x", _IN1K_K400.format("8x8x1"),
+              _IN1K_K400.format("8x8x1") + "_20220901-df42dc84.pth", _IN1K_K400.format("8x8x1") + ".log",
+              50, False, 8, 8, "k400", "ImageNet", 150,
+              ("Kinetics-400", 29, 76.45, 92.55, "8"), (120, 75.96, 92.40, "8 GPUs")),
+    Mm1xFacts("slowonly_r50_nl_4x16x1_k400_mm1x", _NL_K400.format("4x16x1"),
+              _NL_K400.format("4x16x1") + "_20220901-cf739c75.pth", _NL_K400.format("4x16x1") + ".log",
+              50, True, 4, 16, "k400", "ImageNet", 150,
+              ("Kinetics-400", 30, 75.07, 91.69, "8"), (144, 74.84, 91.41, "8 GPUs")),
+    # the file name repeats the ImageNet 8x8x1 file's hash suffix df42dc84 (see the slips above)
+    Mm1xFacts("slowonly_r50_nl_8x8x1_k400_mm1x", _NL_K400.format("8x8x1"),
+              _NL_K400.format("8x8x1") + "_20220901-df42dc84.pth", _NL_K400.format("8x8x1") + ".log",
+              50, True, 8, 8, "k400", "ImageNet", 150,
+              ("Kinetics-400", 31, 76.65, 92.47, "8"), (167, 76.35, 92.18, "8 GPUs")),
+    Mm1xFacts("slowonly_r50_4x16x1_k700_mm1x", _IN1K_K700.format("4x16x1"),
+              _IN1K_K700.format("4x16x1") + "_20221013-98b1b0a7.pth", _IN1K_K700.format("4x16x1") + ".log",
+              50, False, 4, 16, "k700", "ImageNet", 150,
+              ("Kinetics-700", 37, 65.52, 86.39, "8x2"), (190, 65.18, 86.05, "16 GPUs"),
+              MM1X_HOST + "slowonly_imagenet-pretrained-r50_8xb16-4x16x1-steplr-150e_kinetics700-rgb/"
+              + _IN1K_K700.format("4x16x1") + "_20220901-f73b3e89.pth"),
+    Mm1xFacts("slowonly_r50_8x8x1_k700_mm1x", _IN1K_K700.format("8x8x1"),
+              _IN1K_K700.format("8x8x1") + "_20221013-15b93b10.pth", _IN1K_K700.format("8x8x1") + ".log",
+              50, False, 8, 8, "k700", "ImageNet", 150,
+              ("Kinetics-700", 38, 67.67, 87.80, "8x2"), (213, 66.93, 87.47, "16 GPUs"),
+              MM1X_HOST + "slowonly_imagenet-pretrained-r50_8xb16-8x8x1-steplr-150e_kinetics700-rgb/"
+              + _IN1K_K700.format("8x8x1") + "_20220901-4098e1eb.pth"),
+    Mm1xFacts("slowonly_r50_8x8x1_k710_mm1x", _IN1K_K710, _IN1K_K710 + "_20230612-12ce977c.pth", _IN1K_K710 + ".log",
+              50, False, 8, 8, "k710", "ImageNet", 150,
+              ("Kinetics-710", 44, 72.39, 90.60, "8x4"), (236, 72.39, 90.60, "32 GPUs")),
+)
+# fmt: on
+
+
+def mm1x_protocol(facts: Mm1xFacts) -> TestProtocol:
+    """mmaction2 1.x's test_pipeline for these configs (identical for all ten)."""
+    return TestProtocol(
+        num_clips=NUM_CLIPS,
+        clip_len=facts.clip_len,
+        frame_interval=facts.frame_interval,
+        resize_short=256,
+        crop="three",
+        crop_size=256,
+        mean=RGB_MEAN,
+        std=RGB_STD,
+        normalize="rgb",
+        average_clips=AVERAGE_CLIPS,
+        data_format="video",
+        filename_tmpl=None,
+        start_index=0,
+        sampling=MM1X_SAMPLING,
+    )
+
+
+def mm1x_results(facts: Mm1xFacts, dataset: str) -> tuple[ReportedResult, ...]:
+    """The README row, then the metafile's numbers where they differ from it."""
+    section, line, top1, top5, gpus = facts.readme
+    readme = ReportedResult(
+        dataset=dataset,
+        top1=top1,
+        top5=top5,
+        resolution="224x224",
+        training_resources=gpus,
+        section=f"{MM1X_README_FILE} § {section}",
+        row=line,
+        source_config=facts.config,
+    )
+    m_line, m_top1, m_top5, m_gpus = facts.metafile
+    if (m_top1, m_top5) == (top1, top5):
+        return (readme,)
+    metafile = ReportedResult(
+        dataset=dataset,
+        top1=m_top1,
+        top5=m_top5,
+        resolution="short-side 320",
+        training_resources=m_gpus,
+        section=MM1X_METAFILE_FILE,
+        row=m_line,
+        source_config=facts.config,
+    )
+    return readme, metafile
+
+
+def mm1x_entries() -> list[ModelEntry]:
+    """The ten mmaction2 1.x classifiers, in the 1.x README's order."""
+    entries = []
+    for facts in MM1X:
+        dataset, num_classes, label_file = MM1X_DATASETS[facts.dataset]
+        folder = MM1X_HOST + facts.config + "/"
+        stem = facts.ckpt.removesuffix(".pth")
+        suffix = _SUFFIX_RE.search(facts.ckpt)
+        assert suffix is not None, facts.ckpt
+        previous = (facts.metafile_ckpt_url.rsplit("/", 1)[-1],) if facts.metafile_ckpt_url else ()
+        entries.append(
+            ModelEntry(
+                name=facts.name,
+                aliases=tuple(dict.fromkeys((facts.config, stem))),
+                config=f"{CONFIG_DIR}{facts.config}.py",
+                collection=COLLECTION,
+                dataset=dataset,
+                num_classes=num_classes,
+                label_file=label_file,
+                pretrain=facts.pretrain,
+                train_resolution="short-side 320",
+                architecture=Architecture(
+                    depth=facts.depth,
+                    non_local=facts.non_local,
+                    in_channels=3,
+                    modality="rgb",
+                    with_pool1=True,
+                    clip_len=facts.clip_len,
+                    frame_interval=facts.frame_interval,
+                ),
+                protocol=mm1x_protocol(facts),
+                results=mm1x_results(facts, dataset),
+                checkpoint=Checkpoint(
+                    url=folder + facts.ckpt,
+                    filename=facts.ckpt,
+                    sha256_prefix=suffix.group(1),
+                    log_url=folder + facts.log,
+                    previous_filenames=previous,
+                ),
+                params=param_count(facts.depth, facts.non_local, "rgb", num_classes),
+                training_data=dataset,
+                epochs=facts.epochs,
+                provenance="mmaction2-1.x",
+            )
+        )
+    return entries
+
+
+# --------------------------------------------------------------------------------------------------
 # README parsing
 # --------------------------------------------------------------------------------------------------
 
@@ -912,7 +1114,7 @@ def build_entries(text: str) -> list[ModelEntry]:
                 ),
             )
         )
-    return entries + fair_entries()
+    return entries + mm1x_entries() + fair_entries()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -948,7 +1150,8 @@ HEADER = """\
 #             Frame Interval, Head Mode (only when not 'global': pytorchvideo|pyslowfast, FAIR's window pooling)
 #   Test Protocol [protocol]: Data Format (rawframes|video), Filename Template, Start Index, Num Clips, Clip Len,
 #             Frame Interval, Resize Short (null: no resize), Crop (three|center), Crop Size, Normalize
-#             (rgb|flow), Mean, Std, Average Clips (prob); FAIR entries add Sampling (pyslowfast-decoder|
+#             (rgb|flow), Mean, Std, Average Clips (prob); mmaction2 1.x entries add Sampling (mmaction1x:
+#             1.x's PySlowFast-style test offsets); FAIR entries add Sampling (pyslowfast-decoder|
 #             segment-middle), Target FPS, View Ensemble (sum|max), Score Activation (sigmoid), Metric (mAP)
 #   Checkpoint [checkpoint]: URL, Filename, SHA256 Prefix (first 8 hex digits of the file's SHA-256, from its
 #             name; null for FAIR files, whose names carry none), Log, JSON, HF Hub ID, Previous Filenames

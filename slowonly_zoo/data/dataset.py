@@ -50,7 +50,8 @@ class TestDataset(torch.utils.data.Dataset):
         data_root: folder the list's paths are relative to.
         source_format: ``'auto'`` (each item: a folder is a frame folder, a file a video; ids without extension
             are looked up as ``id.*``), ``'video'`` or ``'rawframes'`` (see :mod:`.formats`).
-        sampling: ``'mmaction0x'`` (default, reproduces the README) or ``'pyslowfast'``.
+        sampling: ``None`` (default: the protocol's own test offsets, which produced its reported numbers),
+            ``'mmaction0x'`` or ``'pyslowfast'`` (mmaction2 1.x's offsets) to force one.
         strict: raise on the first bad video instead of returning an error sample.
         normalize: float32 views (default) or uint8 views (normalise later with ``normalize_views``, e.g. on the
             model's device: 4x fewer bytes through the DataLoader and to the GPU).
@@ -68,7 +69,7 @@ class TestDataset(torch.utils.data.Dataset):
         ann_file: str | os.PathLike[str],
         data_root: str | os.PathLike[str],
         source_format: str = "auto",
-        sampling: str = "mmaction0x",
+        sampling: str | None = None,
         strict: bool = False,
         normalize: bool = True,
         annotations: list[Annotation] | None = None,

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..index.records import MMACTION2_SAMPLINGS
 from .decode import VideoFile
 from .formats import check_source_format, format_of
 from .rawframes import FLOW_TEMPLATE, RGB_TEMPLATE, count_rawframes, iter_flow_frames, iter_rgb_frames
@@ -96,8 +97,9 @@ class TestPipeline:
 
     Args:
         protocol: the entry's :class:`slowonly_zoo.index.TestProtocol`.
-        sampling: ``'mmaction0x'`` (default; mmaction2 0.x ``SampleFrames``, which produced the README numbers) or
-            ``'pyslowfast'`` (mmaction2 1.x test offsets; for comparison only).
+        sampling: ``None`` (default): the protocol's own test offsets (mmaction2 0.x ``SampleFrames`` for the 0.x
+            entries, which produced their README numbers; mmaction2 1.x's for protocols with Sampling
+            'mmaction1x'); ``'mmaction0x'`` or ``'pyslowfast'`` (mmaction2 1.x's offsets) forces one, for comparison.
         normalize: return float32 normalised views (default) or uint8 views (normalise later with
             :func:`normalize_views`, e.g. on the GPU).
         source_format: ``'auto'`` (a directory is a frame folder, a file is a video), ``'video'`` or
@@ -116,15 +118,15 @@ class TestPipeline:
     def __init__(
         self,
         protocol: TestProtocol,
-        sampling: str = "mmaction0x",
+        sampling: str | None = None,
         normalize: bool = True,
         source_format: str = "auto",
         decode_thread: bool = True,
         frame_plan: FramePlan | None = None,
     ) -> None:
-        if sampling not in SAMPLINGS:
+        if sampling is not None and sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS}")
-        if frame_plan is None and getattr(protocol, "sampling", "mmaction0x") != "mmaction0x":
+        if frame_plan is None and getattr(protocol, "sampling", "mmaction0x") not in MMACTION2_SAMPLINGS:
             from ..errors import UnsupportedProtocolError
 
             raise UnsupportedProtocolError(
@@ -136,7 +138,7 @@ class TestPipeline:
             raise ValueError(f"protocol.crop must be 'three' or 'center', got {protocol.crop!r}")
         self.protocol = protocol
         self.modality = _modality(protocol)
-        self.sampling = sampling
+        self.sampling = sampling if sampling is not None else getattr(protocol, "data_sampling", "mmaction0x")
         self.normalize = normalize
         self.source_format = source_format
         self.decode_thread = decode_thread

@@ -2,8 +2,10 @@
 
 The default, ``'mmaction0x'``, is mmaction2 0.x's ``SampleFrames(test_mode=True)`` (``mmaction/datasets/pipelines/
 loading.py``), the sampler behind
-every number in the upstream README. ``'pyslowfast'`` is mmaction2 1.x's test sampling (PySlowFast-style evenly
-spaced offsets); it is offered for comparison only and does **not** reproduce the README numbers.
+every number in the upstream 0.x README. ``'pyslowfast'`` is mmaction2 1.x's test sampling (PySlowFast-style evenly
+spaced offsets, mmaction 1.2.0 ``mmaction/datasets/transforms/loading.py`` ``SampleFrames._get_test_clips``): the
+test pipeline uses it for the index's 1.x entries (protocol Sampling 'mmaction1x'); on 0.x entries it is a
+comparison only and does **not** reproduce their README numbers.
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def _make_dataset(
         ann_file,
         data_root,
         source_format=options.source_format,
-        sampling=options.sampling or "mmaction0x",
+        sampling=options.sampling,  # None: the entry's own (0.x or 1.x offsets)
         normalize=not raw,
     )
     return dataset, transform
@@ -125,7 +125,8 @@ def verify(
             fusion entry, one path per member in the entry's member order.
         source_format: ``"video"``, ``"rawframes"`` or ``"auto"`` (per item: a folder is a frame folder, a file
             a video); see :mod:`slowonly_zoo.data.formats`.
-        sampling: the data layer's test-clip sampling option (None: mmaction2 0.x ``SampleFrames``).
+        sampling: the data layer's test-clip sampling option (None: the entry's own, mmaction2 0.x ``SampleFrames``
+            or, for the 1.x entries, mmaction2 1.x's offsets).
         tolerance: most |measured − reported| (percentage points) that still passes; default
             :data:`slowonly_zoo.evaluation.report.DEFAULT_TOLERANCE`.
         model_factory: builds the model from (entry, checkpoint path); default ``slowonly_zoo.create_model``.

@@ -21,6 +21,7 @@ __all__ = [
     "FLOW_STD",
     "HEAD_MODES",
     "METRICS",
+    "MMACTION2_SAMPLINGS",
     "PROTOCOL_SAMPLINGS",
     "PROVENANCES",
     "RGB_MEAN",
@@ -52,9 +53,13 @@ CHECKPOINT_FORMATS: tuple[str, ...] = ("mmaction2-pth", "pytorchvideo-pyth", "py
 #: average), 'pytorchvideo' (fixed (T, 7, 7) window, stride 1, mean of per-position logits), 'pyslowfast' (same
 #: window, eval mode: mean of per-position softmax/sigmoid, so the network outputs probabilities).
 HEAD_MODES: tuple[str, ...] = ("global", "pytorchvideo", "pyslowfast")
-#: Test-time clip sampling (slowonly_zoo/data/sampling.py): mmaction2 0.x ``SampleFrames``, PySlowFast's decoder
-#: (frames spread over a window at ``target_fps``), or one frame from the middle of each of ``clip_len`` segments.
-PROTOCOL_SAMPLINGS: tuple[str, ...] = ("mmaction0x", "pyslowfast-decoder", "segment-middle")
+#: Test-time clip sampling (slowonly_zoo/data/sampling.py): mmaction2 0.x ``SampleFrames``, mmaction2 1.x
+#: ``SampleFrames`` (PySlowFast-style evenly spaced offsets, mmaction 1.2.0 mmaction/datasets/transforms/loading.py
+#: ``_get_test_clips``), PySlowFast's decoder (frames spread over a window at ``target_fps``), or one frame from the
+#: middle of each of ``clip_len`` segments.
+PROTOCOL_SAMPLINGS: tuple[str, ...] = ("mmaction0x", "mmaction1x", "pyslowfast-decoder", "segment-middle")
+#: The samplings of mmaction2's own test pipelines (what verify and predict run).
+MMACTION2_SAMPLINGS: tuple[str, ...] = ("mmaction0x", "mmaction1x")
 VIEW_ENSEMBLES: tuple[str, ...] = ("mean", "sum", "max")
 SCORE_ACTIVATIONS: tuple[str, ...] = ("softmax", "sigmoid")
 METRICS: tuple[str, ...] = ("accuracy", "mAP")
@@ -95,7 +100,7 @@ class TestProtocol:
     filename_tmpl: str | None  #: frame file name template for rawframes, None for videos
     start_index: int  #: 1 for rawframes, 0 for videos
     # FAIR's protocols (../shared/reference/fair_slow_checkpoints.md section 1c); the defaults are mmaction2 0.x's.
-    sampling: str = "mmaction0x"  #: one of :data:`PROTOCOL_SAMPLINGS`
+    sampling: str = "mmaction0x"  #: one of :data:`PROTOCOL_SAMPLINGS` ('mmaction1x' for the 1.x checkpoints)
     target_fps: float | None = None  #: 'pyslowfast-decoder': the frame rate the clip window is measured at (30)
     view_ensemble: str = "mean"  #: how per-view scores are combined: one of :data:`VIEW_ENSEMBLES`
     score_activation: str = "softmax"  #: per-view scores: softmax (single label) or sigmoid (multi-label)
@@ -104,7 +109,7 @@ class TestProtocol:
     def fair_pieces(self) -> list[str]:
         """The FAIR-specific pieces of this protocol, in words ([] for mmaction2's protocols)."""
         pieces = []
-        if self.sampling != "mmaction0x":
+        if self.sampling not in MMACTION2_SAMPLINGS:
             pieces.append(f"{self.sampling} sampling" + (f" at {self.target_fps:g} fps" if self.target_fps else ""))
         if self.view_ensemble != "mean":
             pieces.append(f"{self.view_ensemble} over views")
@@ -116,14 +121,20 @@ class TestProtocol:
 
     @property
     def is_mmaction2(self) -> bool:
-        """True when every FAIR-specific field has its mmaction2 default (what verify and predict run)."""
-        return (self.sampling, self.target_fps, self.view_ensemble, self.score_activation, self.metric) == (
-            "mmaction0x",
-            None,
-            "mean",
-            "softmax",
-            "accuracy",
-        )
+        """True for mmaction2's own test protocols, 0.x or 1.x (what verify and predict run): every FAIR-specific
+        field has its mmaction2 default."""
+        return self.sampling in MMACTION2_SAMPLINGS and (
+            self.target_fps,
+            self.view_ensemble,
+            self.score_activation,
+            self.metric,
+        ) == (None, "mean", "softmax", "accuracy")
+
+    @property
+    def data_sampling(self) -> str:
+        """The data layer's name for this protocol's clip offsets (slowonly_zoo/data/sampling.py ``SAMPLINGS``):
+        'mmaction0x', or 'pyslowfast' for mmaction2 1.x's offsets; FAIR's samplings need a frame plan."""
+        return "pyslowfast" if self.sampling == "mmaction1x" else "mmaction0x"
 
     @property
     def num_crops(self) -> int:
@@ -158,7 +169,8 @@ class ReportedResult:
     @property
     def source(self) -> str:
         """Where the numbers come from, for humans: 'README § <section>, row <n> (<config>)'."""
-        if self.section and self.section.endswith(".md"):  # FAIR's entries: a file of the upstream repository
+        # FAIR's and mmaction2 1.x's entries: a file of the upstream repository ('... README.md § Kinetics-400')
+        if self.section and (".md" in self.section or self.section.endswith(".yml")):
             where = f"{self.section}" + (f", line {self.row}" if self.row is not None else "")
             return f"{where} ({self.source_config})" if self.source_config else where
         where = f"README § {self.section or '?'}, row {self.row if self.row is not None else '?'}"

@@ -457,7 +457,8 @@ def is_plain_filename(name: str) -> bool:
         and bool(name)
         and name not in (".", "..")
         and not name.startswith(".")
-        and not any(sep in name for sep in ("/", "\\", ":"))
+        and "/" not in name
+        and "\\" not in name
         and all(ch.isprintable() for ch in name)
     )
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -262,6 +263,10 @@ def remove_entry(name: str) -> None:
 #: Temporary files older than this (seconds) are left over from a killed process; younger ones may be in use.
 STALE_TEMP_AGE = 24 * 3600.0
 
+#: Temporaries that earlier versions left in ``weights/``: safetensors' own ``.tmpXXXXXX`` (its ``save_file``) and
+#: ``.<name>.<random>.safetensors.tmp``; nothing writes these names now, so they are swept by age like the others.
+_LEGACY_TEMP = re.compile(r"^\.(tmp[A-Za-z0-9]{6,}|[^/]+\.safetensors\.tmp)$")
+
 
 def remove_stale_temp_files(max_age: float = STALE_TEMP_AGE, *, name: str | None = None) -> list[Path]:
     """Delete the temporary files (see :func:`slowonly_zoo._fileio.is_temp_file`) that killed processes left in
@@ -278,7 +283,7 @@ def remove_stale_temp_files(max_age: float = STALE_TEMP_AGE, *, name: str | None
     own = () if name is None else tuple(f".{_check_name(name)}{ext}{TEMP_MARKER}" for ext in (".safetensors", ".json"))
     for path in folder.iterdir():
         try:
-            if not is_temp_file(path):
+            if not (is_temp_file(path) or _LEGACY_TEMP.match(path.name)):
                 continue
             if (own and path.name.startswith(own)) or path.stat().st_mtime < cutoff:
                 path.unlink()

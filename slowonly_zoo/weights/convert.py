@@ -18,12 +18,15 @@ Every other ``backbone.*`` key is kept as it is.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from ..errors import CheckpointMismatchError
+
+V = TypeVar("V")
 
 CONVERTER_VERSION = "1"
 """Recorded with every converted file; bump it when the conversion's output changes."""
@@ -63,23 +66,41 @@ _ZOO_TO_UPSTREAM: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 )
 
 
-def _rename(state_dict: Mapping[str, torch.Tensor], rules, direction: str) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = {}
+def rename_keys(
+    state_dict: Mapping[str, V], rename: Callable[[str], str | None], what: str, hint: str = ""
+) -> dict[str, V]:
+    """``state_dict`` with every key renamed by ``rename`` (None: a key that is not part of ``what``).
+
+    Strict both ways: a key ``rename`` does not know, or two keys that map to one, is a
+    :class:`~slowonly_zoo.errors.CheckpointMismatchError` naming them (``hint`` says what the file may be instead).
+    """
+    out: dict[str, V] = {}
     unknown: list[str] = []
     for key, value in state_dict.items():
+        new_key = rename(key)
+        if new_key is None:
+            unknown.append(key)
+        elif new_key in out:
+            raise CheckpointMismatchError(f"two {what} keys map to {new_key} (the second is {key})")
+        else:
+            out[new_key] = value
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (f" ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
+        raise CheckpointMismatchError(f"{len(unknown)} key(s) are not part of a {what} state dict: {shown}{hint}")
+    return out
+
+
+def _by_rules(rules: tuple[tuple[re.Pattern[str], str], ...]) -> Callable[[str], str | None]:
+    """The renamer of the first rule whose pattern matches a key."""
+
+    def rename(key: str) -> str | None:
         for pattern, replacement in rules:
             new_key, count = pattern.subn(replacement, key)
             if count:
-                out[new_key] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (f" ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
-        raise CheckpointMismatchError(
-            f"{len(unknown)} key(s) are not part of a SlowOnly {direction} state dict: {shown}"
-        )
-    return out
+                return new_key
+        return None
+
+    return rename
 
 
 def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,12 +110,12 @@ def strip_module_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, tor
 
 def upstream_to_zoo(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an mmaction2 SlowOnly recognizer state dict (``backbone.*``, ``cls_head.*``) to this package's keys."""
-    return _rename(strip_module_prefix(state_dict), _UPSTREAM_TO_ZOO, "mmaction2")
+    return rename_keys(strip_module_prefix(state_dict), _by_rules(_UPSTREAM_TO_ZOO), "SlowOnly mmaction2")
 
 
 def zoo_to_upstream(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inverse of :func:`upstream_to_zoo`: this package's keys back to mmaction2's."""
-    return _rename(state_dict, _ZOO_TO_UPSTREAM, "slowonly_zoo")
+    return rename_keys(state_dict, _by_rules(_ZOO_TO_UPSTREAM), "SlowOnly slowonly_zoo")
 
 
 def load_state_dict_strict(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:

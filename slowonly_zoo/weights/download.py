@@ -22,6 +22,7 @@ Environment (arguments take precedence; see :mod:`slowonly_zoo.config`):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import time
@@ -81,8 +82,8 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
-def _name_resolution_failed(exc: BaseException) -> bool:
-    """Whether a connection error was caused by a failed host name lookup."""
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and everything it wraps (requests and urllib3 nest the socket error several levels deep)."""
     seen: set[int] = set()
     stack: list[BaseException | None] = [exc]
     while stack:
@@ -90,35 +91,47 @@ def _name_resolution_failed(exc: BaseException) -> bool:
         if cur is None or id(cur) in seen:
             continue
         seen.add(id(cur))
-        if isinstance(cur, (socket.gaierror, urllib3.exceptions.NameResolutionError)):
-            return True
+        yield cur
         stack += [cur.__cause__, cur.__context__, getattr(cur, "reason", None)]
         stack += [a for a in cur.args if isinstance(a, BaseException)]
-    return False
+
+
+def _name_resolution_failed(exc: BaseException) -> bool:
+    """Whether a connection error was caused by a failed host name lookup."""
+    return any(isinstance(c, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for c in _causes(exc))
+
+
+def _connection_failure(exc: BaseException, url: str) -> str:
+    """A short reason for a failed connection: 'connection refused by HOST:PORT' rather than requests' paragraph."""
+    from urllib.parse import urlsplit
+
+    where = urlsplit(url).netloc
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where} (nothing listens there)"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {where}"
+    return _describe(exc)
 
 
 class _Transient(Exception):
     """Internal: an attempt failed in a way worth retrying."""
 
 
-#: errno values meaning "this disk cannot take the file": retrying the download would not help.
-_DISK_ERRNOS = frozenset(
-    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG, errno.EROFS) if code is not None
-)
-
-
 def _disk_error(exc: OSError, part: Path, received: int) -> DownloadError:
-    """The error for a failed write of ``part`` (a full disk and its kin are named as such)."""
-    what = {
-        errno.ENOSPC: "the disk is full",
-        errno.EFBIG: "the file is larger than this system allows",
-        errno.EROFS: "the file system is read-only",
-    }.get(exc.errno or 0, "the disk refused the write")
-    if getattr(errno, "EDQUOT", None) == exc.errno:
-        what = "the disk quota is exceeded"
+    """The error for a failed write of ``part``: never retried (a full disk stays full), named as what it is."""
+    room = "free space there or point SLOWONLY_ZOO_HOME at a disk with room"
+    what, advice = {
+        errno.ENOSPC: ("the disk is full", room),
+        errno.EFBIG: ("the file is larger than this system allows", room),
+        getattr(errno, "EDQUOT", errno.ENOSPC): ("the disk quota is exceeded", room),
+        errno.EROFS: ("the file system is read-only", "point SLOWONLY_ZOO_HOME at a writable folder"),
+    }.get(
+        exc.errno or 0, ("the disk refused the write", "make the folder writable or point SLOWONLY_ZOO_HOME elsewhere")
+    )
     return DownloadError(
         f"cannot write {part} after {received} bytes: {what} ({exc.strerror or exc}); the partial file was deleted: "
-        "free space there or point SLOWONLY_ZOO_HOME at a disk with room, then run the command again"
+        f"{advice}, then run the command again"
     )
 
 
@@ -172,7 +185,7 @@ def _attempt(
                 f"cannot resolve the host of {url} (no network or DNS?): use a mirror "
                 "(SLOWONLY_ZOO_MIRRORS), `slowonly-zoo import`, or SLOWONLY_ZOO_OFFLINE=1"
             ) from exc
-        raise _Transient(_describe(exc)) from exc
+        raise _Transient(_connection_failure(exc, url)) from exc
     with response:
         status = response.status_code
         if status in (404, 410):
@@ -308,7 +321,8 @@ def download_file(
                     last = str(exc)
                     continue
                 except DownloadError:
-                    part.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):  # a folder that refused the write may refuse this too
+                        part.unlink(missing_ok=True)
                     raise
                 if not sha256_matches_prefix(digest, sha256_prefix):
                     part.unlink(missing_ok=True)

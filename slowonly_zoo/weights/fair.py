@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ..errors import CheckpointMismatchError, UnsafeCheckpointError
+from .convert import rename_keys
 
 __all__ = [
     "caffe2_to_zoo",
@@ -135,26 +136,17 @@ _CAFFE2_SKIPPED = ("momentum", "lr", "model_iter")
 
 
 def _convert(state_dict: Mapping[str, Any], rules, layout: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    unknown: list[str] = []
-    for key, value in state_dict.items():
+    """Rename by the first matching rule (``(pattern, target)``), strictly (:func:`.convert.rename_keys`)."""
+
+    def rename(key: str) -> str | None:
         for pattern, target in rules:
             match = pattern.match(key)
             if match:
-                new_key = target(match)
-                if new_key in out:
-                    raise CheckpointMismatchError(f"two {layout} keys map to {new_key} (the second is {key})")
-                out[new_key] = value
-                break
-        else:
-            unknown.append(key)
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (f" ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
-        raise CheckpointMismatchError(
-            f"{len(unknown)} key(s) are not part of a {layout} Slow R50 state dict: {shown}; is this another "
-            "architecture (SlowFast, X3D, a detection model)?"
-        )
-    return out
+                return str(target(match))
+        return None
+
+    hint = "; is this another architecture (SlowFast, X3D, a detection model)?"
+    return rename_keys(state_dict, rename, f"{layout} Slow R50", hint)
 
 
 def pyslowfast_to_zoo(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

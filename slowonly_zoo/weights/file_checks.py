@@ -17,7 +17,7 @@ from ..progress import logger as log
 from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
 from .layout import WEIGHTS_FILE
 
-__all__ = ["check_torch_file", "check_user_checkpoint", "damaged", "require_regular_file"]
+__all__ = ["check_torch_file", "check_user_checkpoint", "damaged", "read_metadata", "require_regular_file"]
 
 #: How a file written by ``torch.save`` starts: a zip archive (torch >= 1.6) or a pickle (older torch).
 _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
@@ -59,6 +59,18 @@ def damaged(path: Path, kind: str, err: BaseException) -> WeightsFileError:
         f"{path} is a damaged or truncated {kind} file ({type(err).__name__}{': ' + detail if detail else ''}); "
         "download, copy or export it again"
     )
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The header metadata of a ``.safetensors`` file; a missing, non-regular or damaged file is a
+    ``WeightsFileError`` (or ``FileNotFoundError``) naming it."""
+    from .layout import read_safetensors_metadata
+
+    path = require_regular_file(path, ".safetensors file")
+    try:
+        return read_safetensors_metadata(path)
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own SafetensorError for a damaged header
+        raise damaged(path, ".safetensors", err) from None
 
 
 def check_user_checkpoint(path: str | os.PathLike[str]) -> Path:

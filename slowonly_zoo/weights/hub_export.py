@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .._fileio import atomic_replace, atomic_write_text
 from ..errors import ExportError, WeightsFileError
 from . import cache
-from .file_checks import damaged, require_regular_file
+from .file_checks import read_metadata, require_regular_file
 from .hashing import sha256_file, sha256_matches_prefix
 from .layout import (
     CONFIG_FILE,
@@ -186,7 +186,7 @@ def _model_card(entry: ModelEntry, config: dict[str, Any]) -> str:
             f"- {p.num_clips} clips of {p.clip_len} frames, frame interval {p.frame_interval}, sampled uniformly "
             "over the video",
             f"- {resize}, then {'three crops' if p.crop == 'three' else 'a center crop'} of {p.crop_size}x{p.crop_size}"
-            f" ({config['test_protocol'].get('num_views', '?')} views in all)",
+            f" ({p.num_views} view{'s' if p.num_views != 1 else ''} in all)",
             f"- normalisation: {p.normalize} (mean {list(p.mean)}, std {list(p.std)})",
             f"- scores: softmax per view, averaged over the views (`average_clips='{p.average_clips}'`)",
             f"- data: {p.data_format}",
@@ -294,10 +294,7 @@ def export(
     require_regular_file(src)
     prefixes = accepted_prefixes(entry)
     if src.suffix == ".safetensors":
-        try:
-            meta = read_safetensors_metadata(src)
-        except Exception as err:  # noqa: BLE001 - safetensors' own error types for a damaged header
-            raise damaged(src, ".safetensors", err) from None
+        meta = read_metadata(src)
         source_sha = meta.get(META_SOURCE_SHA256, "")
         conv_version = meta.get(META_CONVERTER_VERSION, cache.converter_version())
         state = read_safetensors(src)

@@ -77,6 +77,14 @@ def _existing_models(index_file: Path) -> list[dict]:
     return list(data.get("Models") or [])
 
 
+def _head_size(path: Path) -> int | None:
+    """Outputs of the classifier in ``path`` (read without unpickling code); None when it has none."""
+    from .checkpoint import read_upstream_checkpoint
+
+    weight = read_upstream_checkpoint(path).get("head.fc.weight")
+    return None if weight is None or weight.ndim != 2 else int(weight.shape[0])
+
+
 def register_weights(
     weights: str | os.PathLike[str],
     name: str,
@@ -131,6 +139,12 @@ def register_weights(
         raise ModelIndexError(
             f"--labels {label_path} names {len(names)} classes but --num-classes is {num_classes}; "
             "make them agree (or leave --num-classes out)"
+        )
+    head = _head_size(src)
+    if head is not None and head != num_classes:
+        raise ModelIndexError(
+            f"{src} has a {head}-way head but the entry would have {num_classes} classes; pass --num-classes {head} "
+            f"(and --labels with {head} names)"
         )
     # the like-entry's label file only fits a head of its size
     label_file = str(label_path) if label_path else (base.label_file if num_classes == base.num_classes else None)

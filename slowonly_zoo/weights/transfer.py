@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .. import config
 from . import cache
 from .download import announced_lock
+from .file_checks import read_metadata
 from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
 from .layout import (
     META_SOURCE_FILENAME,
@@ -51,7 +52,8 @@ class ImportResult:
     """What happened to one input file.
 
     ``status`` is 'imported', 'already-cached', 'mismatch' (named like a known checkpoint, wrong hash),
-    'unknown' (no index entry has this hash), 'unverified' (a converted file claims to come from a known
+    'unknown' (no index entry has this hash), 'ambiguous' (several entries' files share this hash prefix and the
+    file's name is none of theirs, so it is not imported), 'unverified' (a converted file claims to come from a known
     checkpoint; not imported without ``trust_claims``) or 'error' (unreadable / not convertible).
     """
 
@@ -98,7 +100,7 @@ def _import_one(path: Path, entries: Sequence[ModelEntry], trust_claims: bool = 
         return ImportResult(path, "error", (), None, "not a regular file (a folder, FIFO or device); give a file")
     is_safetensors = path.suffix == ".safetensors" or path.name == WEIGHTS_FILE
     if is_safetensors:
-        meta = read_safetensors_metadata(path)
+        meta = read_metadata(path)
         digest = meta.get(META_SOURCE_SHA256)
         if not digest:
             return ImportResult(
@@ -113,6 +115,24 @@ def _import_one(path: Path, entries: Sequence[ModelEntry], trust_claims: bool = 
         digest = sha256_file(path)
     by_hash = [e for e in entries if any(sha256_matches_prefix(digest, p) for p in accepted_prefixes(e))]
     by_name = [e for e in entries if path.name in _known_filenames(e)]
+    if len(by_hash) > 1:
+        # Several entries' files share this 8-hex prefix (mmaction2 1.x's ImageNet and non-local 8x8x1 K400 files
+        # both end in -df42dc84, ../shared/reference/mmaction2_1x/SOURCES.md): 32 bits cannot tell them apart, so
+        # the file must also carry one of their upstream names (a converted file: the name it claims to come from).
+        claimed_name = read_safetensors_metadata(path).get(META_SOURCE_FILENAME) if is_safetensors else path.name
+        named = [e for e in by_hash if claimed_name in _known_filenames(e)]
+        if not named:
+            upstream = " or ".join(f for e in by_hash for f in _known_filenames(e)[:1])
+            return ImportResult(
+                path,
+                "ambiguous",
+                tuple(e.name for e in by_hash),
+                digest,
+                f"its sha256 prefix {digest[:8]} is shared by the checkpoints of {', '.join(e.name for e in by_hash)}, "
+                f"so a renamed file cannot be told apart; rename it to its upstream name ({upstream}) and import "
+                "it again",
+            )
+        by_hash = named
     if not by_hash:
         if by_name and not is_safetensors:
             expected = " or ".join(dict.fromkeys(p for e in by_name for p in accepted_prefixes(e)))
@@ -141,7 +161,7 @@ def _import_one(path: Path, entries: Sequence[ModelEntry], trust_claims: bool = 
         )
 
     if is_safetensors and not trust_claims:
-        claimed = read_safetensors_metadata(path).get(META_SOURCE_FILENAME) or "a checkpoint"
+        claimed = meta.get(META_SOURCE_FILENAME) or "a checkpoint"
         return ImportResult(
             path,
             "unverified",
