@@ -34,6 +34,7 @@ __all__ = [
     "keep_downloads",
     "mirrors",
     "offline",
+    "origins",
     "progress",
     "quiet",
     "retries",
@@ -65,6 +66,12 @@ VARIABLES: tuple[Variable, ...] = (
         "off",
     ),
     Variable("SLOWONLY_ZOO_MIRRORS", "comma-separated mirror base URLs / directories", "none"),
+    Variable(
+        "SLOWONLY_ZOO_ORIGINS",
+        "comma-separated `https://` base URLs tried, in order, after the upstream URL of an mmaction2 file (same "
+        "path, same hash check); empty: the upstream URL only",
+        "the two Aliyun OSS hosts of the openmmlab bucket",
+    ),
     Variable("SLOWONLY_ZOO_HF_PREFIX", "Hugging Face Hub organisation of the mirrors", "none"),
     Variable("SLOWONLY_ZOO_HF_REVISION", "Hub revision (branch, tag or commit) of the mirrors", "`main`"),
     Variable(
@@ -186,6 +193,22 @@ def offline() -> bool:
 def mirrors() -> list[str]:
     """The entries of ``$SLOWONLY_ZOO_MIRRORS`` (comma-separated), stripped, in order."""
     return [m.strip() for m in (_raw("SLOWONLY_ZOO_MIRRORS") or "").split(",") if m.strip()]
+
+
+def origins() -> tuple[str, ...] | None:
+    """The base URLs of ``$SLOWONLY_ZOO_ORIGINS`` (comma-separated, stripped, in order); ``()`` when it is set but
+    empty (the upstream URL only); None when unset (the built-in origins)."""
+    raw = _raw("SLOWONLY_ZOO_ORIGINS")
+    if raw is None:
+        return () if "SLOWONLY_ZOO_ORIGINS" in os.environ else None
+    found = tuple(o.strip() for o in raw.split(",") if o.strip())
+    for origin in found:
+        if not origin.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"SLOWONLY_ZOO_ORIGINS entry {origin!r} is not a URL: list http(s):// base URLs separated by commas "
+                "(put local folders in SLOWONLY_ZOO_MIRRORS)"
+            )
+    return found
 
 
 def hf_prefix() -> str | None:

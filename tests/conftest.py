@@ -26,6 +26,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("zoo_home")
     monkeypatch.setenv("SLOWONLY_ZOO_HOME", str(home))
     monkeypatch.delenv("SLOWONLY_ZOO_MIRRORS", raising=False)
+    monkeypatch.setenv("SLOWONLY_ZOO_ORIGINS", "")  # no real alternate hosts (test_weights_origins.py sets its own)
     monkeypatch.delenv("SLOWONLY_ZOO_OFFLINE", raising=False)
     monkeypatch.delenv("SLOWONLY_ZOO_HF_PREFIX", raising=False)
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")

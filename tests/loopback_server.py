@@ -144,11 +144,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         self._record(status, len(body) if self.command != "HEAD" else 0)
 
+    def _counted(self, head_only: bool) -> None:
+        """Serve one request, counted as in flight until its log record is written (see ``clear_log``)."""
+        with self.server.lock:
+            self.server.in_flight += 1
+        try:
+            self._serve(head_only)
+        finally:
+            with self.server.lock:
+                self.server.in_flight -= 1
+                self.server.idle.notify_all()
+
     def do_GET(self) -> None:
-        self._serve(head_only=False)
+        self._counted(head_only=False)
 
     def do_HEAD(self) -> None:
-        self._serve(head_only=True)
+        self._counted(head_only=True)
 
 
 class _Server(ThreadingHTTPServer):
@@ -161,6 +172,8 @@ class _Server(ThreadingHTTPServer):
         self.log: list[RequestLog] = []
         self.arrivals: list[tuple[str, str]] = []  # (method, path) when a request arrives (log: when it ends)
         self.lock = threading.Lock()
+        self.in_flight = 0  # requests arrived whose log record is not written yet
+        self.idle = threading.Condition(self.lock)
 
 
 class LoopbackServer:
@@ -236,6 +249,9 @@ class LoopbackServer:
         return self.requests(path, "GET")
 
     def clear_log(self) -> None:
-        with self._server.lock:
+        """Forget the requests so far. Waits (up to 5 s) for requests still being answered: a client may see a
+        response before the server thread has logged it, and that late record must not land in the new log."""
+        with self._server.idle:
+            self._server.idle.wait_for(lambda: self._server.in_flight == 0, timeout=5)
             self._server.log.clear()
             self._server.arrivals.clear()

@@ -190,6 +190,7 @@ class Checkpoint:
     hf_hub_id: str | None = None
     previous_filenames: tuple[str, ...] = ()  #: names the same model was first published under (other bytes)
     format: str = "mmaction2-pth"  #: the file's layout: one of :data:`CHECKPOINT_FORMATS`
+    alternate_urls: tuple[str, ...] = ()  #: other published URLs of the same bytes, tried after ``url``
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ _CHECKPOINT_KEYS = (
     ("HF Hub ID", "hf_hub_id"),
     ("Previous Filenames", "previous_filenames"),
     ("Format", "format"),
+    ("Alternate URLs", "alternate_urls"),
 )
 
 
@@ -161,7 +162,10 @@ def entry_to_index(e: ModelEntry) -> dict[str, Any]:
                 out["Test Protocol"][k] = getattr(e.protocol, f)
     if e.checkpoint is not None:
         out["Checkpoint"] = {
-            k: (list(v) if isinstance(v, tuple) else v) for k, f in _CHECKPOINT_KEYS for v in [getattr(e.checkpoint, f)]
+            k: (list(v) if isinstance(v, tuple) else v)
+            for k, f in _CHECKPOINT_KEYS
+            for v in [getattr(e.checkpoint, f)]
+            if f != "alternate_urls" or v  # written only where an entry has some
         }
     if e.members:
         out["Members"] = list(e.members)
@@ -318,6 +322,7 @@ def entry_from_index(data: Mapping[str, Any], origin: str) -> ModelEntry:
             hf_hub_id=ck_f.text("HF Hub ID", required=False),
             previous_filenames=tuple(str(x) for x in ck_f.seq("Previous Filenames")),
             format=ck_f.choice("Format", CHECKPOINT_FORMATS) if "Format" in ck_f.data else "mmaction2-pth",
+            alternate_urls=tuple(str(x) for x in ck_f.seq("Alternate URLs")),
         )
 
     results = []
@@ -443,8 +448,9 @@ def validate_entry(e: ModelEntry, where: str) -> None:
                     f"{where}: Checkpoint {key!r} must be a plain file name (no folder, no '..', not absolute, "
                     f"not hidden), got {value!r}"
                 )
-        if not c.url.endswith("/" + c.filename):
-            raise ModelIndexError(f"{where}: checkpoint URL {c.url!r} does not end with its Filename {c.filename!r}")
+        for url in (c.url, *c.alternate_urls):
+            if not url.endswith("/" + c.filename):
+                raise ModelIndexError(f"{where}: checkpoint URL {url!r} does not end with its Filename {c.filename!r}")
     if e.train_recipe is not None:
         validate_recipe(e, f"{where}: Train Recipe")
 

@@ -150,7 +150,7 @@ class CacheRecord:
 
     name: str
     source: str  # URL, local path or hf://repo@commit the original came from
-    source_kind: str  # 'upstream' | 'mirror' | 'hf' | 'import'
+    source_kind: str  # 'upstream' | 'origin' | 'mirror' | 'hf' | 'import'
     original_filename: str
     original_sha256: str  # full sha256 of the original (upstream .pth) file
     original_size: int | None

@@ -1,4 +1,4 @@
-"""Where weights come from: cache → Hugging Face Hub → user mirrors → upstream URL, verified at every step.
+"""Where weights come from: cache → Hugging Face Hub → user mirrors → upstream URL → origins, verified at every step.
 
 ``fetch_weights(entry)`` returns the path of a verified, converted ``.safetensors`` in the local cache
 (see :mod:`.cache`), trying in order until one source verifies:
@@ -14,7 +14,9 @@
    (plain paths or ``file://`` URLs) that replace the upstream ``https://download.openmmlab.com/`` prefix; the
    rest of the path is kept (``<base>/mmaction/recognition/slowonly/<file>``); a flat ``<base>/<file>`` is
    tried as well;
-4. the upstream URL.
+4. the upstream URL(s) of the entry, then the same path on each alternate origin of the openmmlab bucket
+   (``openmmlab.oss-cn-hangzhou.aliyuncs.com``, ``openmmlab.oss-accelerate.aliyuncs.com``; see :mod:`.origins`),
+   or on the base URLs of ``$SLOWONLY_ZOO_ORIGINS`` instead (set but empty: the upstream URLs only).
 
 Offline (``SLOWONLY_ZOO_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``): only the cache (and files already in the
 Hugging Face cache) are used, and a miss fails at once naming the missing file and the import command.
@@ -42,6 +44,7 @@ from . import cache
 from .download import announced_lock, download_file
 from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
 from .layout import CONFIG_FILE, META_SOURCE_FILENAME, META_SOURCE_SHA256, WEIGHTS_FILE, read_safetensors_metadata
+from .origins import UPSTREAM_PREFIX, origin_candidates, upstream_path
 
 if TYPE_CHECKING:
     from ..index import ModelEntry
@@ -60,12 +63,10 @@ __all__ = [
     "mirror_list",
 ]
 
-UPSTREAM_PREFIX = "https://download.openmmlab.com/"
-
 
 @dataclass(frozen=True)
 class SourceAttempt:
-    """One source tried: its kind ('cache', 'huggingface', 'mirror', 'upstream'), where, and what happened."""
+    """One source tried: its kind ('cache', 'huggingface', 'mirror', 'upstream', 'origin'), where, and what happened."""
 
     kind: str
     location: str
@@ -106,10 +107,8 @@ def mirror_list() -> list[str]:
 
 def _relative_path(url: str) -> str:
     """The part of ``url`` a mirror keeps: after the upstream prefix, else the URL's path."""
-    for prefix in (UPSTREAM_PREFIX, UPSTREAM_PREFIX.replace("https://", "http://")):
-        if url.startswith(prefix):
-            return url[len(prefix) :]
-    return unquote(urlparse(url).path).lstrip("/")
+    rel = upstream_path(url)
+    return rel if rel is not None else unquote(urlparse(url).path).lstrip("/")
 
 
 def mirror_candidates(mirror: str, url: str, filename: str) -> tuple[str, list[str]]:
@@ -270,7 +269,8 @@ def _failure_message(entry: ModelEntry, attempts: list[SourceAttempt]) -> str:
     lines += [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
     lines += [
         "What to do: if you have the file (any name), run:  slowonly-zoo import /path/to/the/file.pth",
-        f"  or point SLOWONLY_ZOO_MIRRORS at a directory or URL holding {ck.filename},",
+        f"  or point SLOWONLY_ZOO_MIRRORS at a directory or URL holding {ck.filename}",
+        "  (or SLOWONLY_ZOO_ORIGINS at hosts serving the upstream paths),",
         "  or set SLOWONLY_ZOO_HF_PREFIX to a Hugging Face organisation that hosts `slowonly-zoo export` folders.",
     ]
     return "\n".join(lines)
@@ -397,11 +397,13 @@ def fetch_weights_report(
                     except Exception as exc:  # noqa: BLE001
                         failed("mirror", url, exc)
 
-        # 4. upstream
-        try:
-            return done("upstream", ck.url, _from_url(entry, ck.url, kind="upstream", progress=progress))
-        except Exception as exc:  # noqa: BLE001
-            failed("upstream", ck.url, exc)
+        # 4. upstream URL(s), then the same paths on the bucket's other hosts (.origins)
+        for candidate in origin_candidates(ck):
+            try:
+                record = _from_url(entry, candidate.url, kind=candidate.kind, progress=progress)
+                return done(candidate.kind, candidate.url, record)
+            except Exception as exc:  # noqa: BLE001
+                failed(candidate.kind, candidate.url, exc)
         raise WeightsNotFoundError(_failure_message(entry, attempts), entry.name, tuple(attempts))
 
 
@@ -410,8 +412,8 @@ def fetch_weights(
 ) -> Path:
     """Path of verified, converted weights for ``entry`` (a :class:`ModelEntry` or a model name) in the cache.
 
-    Tries the cache, the Hugging Face Hub, ``$SLOWONLY_ZOO_MIRRORS`` and the upstream URL in that order (see the
-    module docstring). ``progress`` forces download progress bars on/off; ``offline`` overrides the
+    Tries the cache, the Hugging Face Hub, ``$SLOWONLY_ZOO_MIRRORS``, the upstream URL and the alternate origins in
+    that order (see the module docstring). ``progress`` forces download progress bars on/off; ``offline`` overrides the
     ``SLOWONLY_ZOO_OFFLINE`` / ``HF_HUB_OFFLINE`` environment; ``verify`` re-hashes a cached file in full.
 
     Raises:
