@@ -256,7 +256,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     if ck is not None:
         add("checkpoint", ck.url)
         add("format", ck.format)
-        add("sha256 prefix", ck.sha256_prefix or "none (the file name carries no hash; no pinned hash yet)")
+        add("sha256 prefix", ck.sha256_prefix or "none (the file name carries no hash; pinned on first download)")
+        from .weights.sources import pinned_on_first_use, pinned_sha256
+
+        full = pinned_sha256(entry)
+        add("sha256", f"{full}{' (pinned on first use)' if pinned_on_first_use(entry) else ''}" if full else None)
         add("previous names", ", ".join(ck.previous_filenames))
         add("hf hub", ck.hf_hub_id)
     add("weights cached", {True: "yes", False: "no", None: "?"}[cached])
@@ -689,6 +693,25 @@ def cmd_download(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in reports) else EXIT_USER_ERROR
 
 
+def cmd_lock(args: argparse.Namespace) -> int:
+    from .weights.lockfile import write_lock
+
+    if not args.names and not args.all:
+        raise CLIError("name at least one cached model or pass --all")
+    if args.names and args.all:
+        raise CLIError("pass model names or --all, not both")
+    if args.names:
+        from .index import get_model_info
+
+        names = [get_model_info(n).name for n in args.names]
+    models = write_lock(None if args.all else names, args.out)
+    if args.json:
+        _json({n: {"filename": m.filename, "sha256": m.sha256, "size": m.size} for n, m in models.items()})
+    else:
+        _out(f"wrote {len(models)} model(s) to {args.out}")
+    return EXIT_OK
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     from .weights.register import register_weights
 
@@ -757,6 +780,16 @@ def _add_common(p: argparse.ArgumentParser, *, json_help: str = "machine-readabl
     )
 
 
+def _add_lock(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock",
+        metavar="FILE",
+        default=None,
+        help="refuse weights whose full sha256 or size differs from this lock file, or that it does not list "
+        "(as SLOWONLY_ZOO_LOCK=FILE)",
+    )
+
+
 def _add_model_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="model name or alias (see `slowonly-zoo list`)")
     p.add_argument(
@@ -764,6 +797,7 @@ def _add_model_input(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="local upstream .pth, .safetensors or export folder instead of the released weights",
     )
+    _add_lock(p)
     p.add_argument(
         "--clips",
         type=int,
@@ -984,8 +1018,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="model names or aliases")
     p.add_argument("--all", action="store_true", help="every model with a checkpoint")
     p.add_argument("--verify", action="store_true", help="re-hash cached files in full")
+    _add_lock(p)
     _add_common(p)
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("lock", help="write the full sha256 and size of cached weights to a lock file (JSON)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="cached model names or aliases")
+    p.add_argument("--all", action="store_true", help="every cached model")
+    p.add_argument("--out", required=True, metavar="FILE", help="the lock file to write, e.g. weights.lock")
+    _add_common(p)
+    p.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("register", help="make your own weights a named model (an extra index entry), in one command")
     p.add_argument("weights", metavar="WEIGHTS", help="your .pth in mmaction2's layout (train's epoch_N.pth)")
@@ -1064,6 +1106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.quiet = bool(getattr(args, "quiet", False))
     if args.quiet:
         config.set_quiet(True)
+    if getattr(args, "lock", None):
+        config.set_lock_file(args.lock)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
@@ -1090,6 +1134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if args.quiet:
             config.set_quiet(None)  # main() may run in a longer-lived process (tests, notebooks)
+        if getattr(args, "lock", None):
+            config.set_lock_file(None)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,6 +86,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("SLOWONLY_ZOO_BACKOFF", "first retry delay in seconds (doubled each retry, at most 30)", "1"),
     Variable("SLOWONLY_ZOO_KEEP_DOWNLOADS", "keep the original `.pth` next to the converted file", "off"),
     Variable(
+        "SLOWONLY_ZOO_LOCK",
+        "a lock file (`slowonly-zoo lock`): every download and load must match its full sha256 and size, and a "
+        "model it does not list is refused (the CLI's `--lock`)",
+        "none",
+    ),
+    Variable(
         "SLOWONLY_ZOO_TRUST_CLAIMS",
         "let a converted `.safetensors` that only *claims* its source sha256 (a Hugging Face mirror, an export) "
         "stand for an index entry; `import --trust-claims` does the same for one import",
@@ -251,6 +257,24 @@ def keep_downloads() -> bool:
     return env_bool("SLOWONLY_ZOO_KEEP_DOWNLOADS", False)
 
 
+def set_lock_file(path: str | os.PathLike[str] | None) -> None:
+    """Force a lock file (the CLI's ``--lock``; it wins over ``$SLOWONLY_ZOO_LOCK``), or ``None`` to go back to
+    ``$SLOWONLY_ZOO_LOCK``."""
+    if path is None:
+        _overrides.pop("lock", None)
+    else:
+        _overrides["lock"] = Path(path)
+
+
+def lock_file() -> Path | None:
+    """The lock file in force: ``--lock`` (:func:`set_lock_file`), else ``$SLOWONLY_ZOO_LOCK``, else None."""
+    forced = _overrides.get("lock")
+    if isinstance(forced, Path):
+        return forced
+    raw = (_raw("SLOWONLY_ZOO_LOCK") or "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
 def extra_index_paths() -> list[Path]:
     """The files named by ``$SLOWONLY_ZOO_EXTRA_INDEX`` (``os.pathsep``-separated), in order."""
     return [
@@ -270,7 +294,7 @@ def progress() -> bool | None:
     return env_bool("SLOWONLY_ZOO_PROGRESS", False)
 
 
-_overrides: dict[str, bool] = {}  # set in code, taking precedence over the environment
+_overrides: dict[str, bool | Path] = {}  # set in code, taking precedence over the environment
 
 
 def set_quiet(value: bool | None) -> None:
@@ -285,5 +309,5 @@ def set_quiet(value: bool | None) -> None:
 def quiet() -> bool:
     """Whether progress bars and messages below errors are silenced: :func:`set_quiet`, else ``SLOWONLY_ZOO_QUIET``."""
     if "quiet" in _overrides:
-        return _overrides["quiet"]
+        return bool(_overrides["quiet"])
     return env_bool("SLOWONLY_ZOO_QUIET", False)

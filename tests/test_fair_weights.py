@@ -119,12 +119,14 @@ def test_caffe2_unpickler_reads_numpy_arrays_of_a_python2_style_pickle() -> None
     assert back["blobs"]["nested"][1] == {"a": (1, 2.0)}
 
 
-def test_fetching_a_fair_entry_refuses_without_a_pinned_hash() -> None:
+def test_fetching_a_fair_entry_offline_says_no_hash_is_pinned_yet(monkeypatch) -> None:
+    # Online, the first download is pinned (tests/test_weights_full_hash.py); offline there is nothing to pin.
     from slowonly_zoo.weights.sources import fetch_weights
 
-    with pytest.raises(WeightsNotFoundError, match="no pinned hash yet"):
+    monkeypatch.setenv("SLOWONLY_ZOO_OFFLINE", "1")
+    with pytest.raises(WeightsNotFoundError, match="no hash pinned yet"):
         fetch_weights("slow_r50_8x8_k400_pytorchvideo")
-    with pytest.raises(WeightsNotFoundError, match="no pinned hash yet"):
+    with pytest.raises(WeightsNotFoundError, match="no hash pinned yet"):
         create_model("slow_r50_8x8_k400_pyslowfast", pretrained=True)
 
 

@@ -180,7 +180,9 @@ class ReportedResult:
 @dataclass(frozen=True)
 class Checkpoint:
     """The upstream checkpoint file. ``sha256_prefix`` is the first 8 hex digits of its SHA-256 (the
-    ``-xxxxxxxx.pth`` suffix of every mmaction2 file name); None for FAIR's files, whose names carry no hash."""
+    ``-xxxxxxxx.pth`` suffix of every mmaction2 file name); None for FAIR's files, whose names carry no hash.
+    ``sha256``, when known, is the file's full SHA-256 (64 lowercase hex digits); where set it wins over the
+    prefix: a download or import must match it in full."""
 
     url: str
     filename: str
@@ -191,6 +193,7 @@ class Checkpoint:
     previous_filenames: tuple[str, ...] = ()  #: names the same model was first published under (other bytes)
     format: str = "mmaction2-pth"  #: the file's layout: one of :data:`CHECKPOINT_FORMATS`
     alternate_urls: tuple[str, ...] = ()  #: other published URLs of the same bytes, tried after ``url``
+    sha256: str | None = None  #: the full SHA-256 of the file, when known (wins over ``sha256_prefix``)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,7 @@ _DEFAULT_NORM: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 _IN_CHANNELS = {"rgb": 3, "flow": 2}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _HEX8_RE = re.compile(r"^[0-9a-f]{8}$")
+_HEX64_RE = re.compile(r"^[0-9a-f]{64}$")
 _YamlLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~8x faster where PyYAML has it
 
 
@@ -120,6 +121,7 @@ _CHECKPOINT_KEYS = (
     ("Previous Filenames", "previous_filenames"),
     ("Format", "format"),
     ("Alternate URLs", "alternate_urls"),
+    ("SHA256", "sha256"),
 )
 
 
@@ -165,7 +167,7 @@ def entry_to_index(e: ModelEntry) -> dict[str, Any]:
             k: (list(v) if isinstance(v, tuple) else v)
             for k, f in _CHECKPOINT_KEYS
             for v in [getattr(e.checkpoint, f)]
-            if f != "alternate_urls" or v  # written only where an entry has some
+            if f not in ("alternate_urls", "sha256") or v  # written only where an entry has some
         }
     if e.members:
         out["Members"] = list(e.members)
@@ -323,6 +325,7 @@ def entry_from_index(data: Mapping[str, Any], origin: str) -> ModelEntry:
             previous_filenames=tuple(str(x) for x in ck_f.seq("Previous Filenames")),
             format=ck_f.choice("Format", CHECKPOINT_FORMATS) if "Format" in ck_f.data else "mmaction2-pth",
             alternate_urls=tuple(str(x) for x in ck_f.seq("Alternate URLs")),
+            sha256=ck_f.text("SHA256", required=False),
         )
 
     results = []
@@ -442,6 +445,13 @@ def validate_entry(e: ModelEntry, where: str) -> None:
             raise ModelIndexError(f"{where}: an mmaction2 checkpoint needs its 'SHA256 Prefix' (from its file name)")
         if c.sha256_prefix is not None and not _HEX8_RE.match(c.sha256_prefix):
             raise ModelIndexError(f"{where}: 'SHA256 Prefix' must be 8 lowercase hex digits, got {c.sha256_prefix!r}")
+        if c.sha256 is not None and not _HEX64_RE.match(c.sha256):
+            raise ModelIndexError(f"{where}: Checkpoint 'SHA256' must be 64 lowercase hex digits, got {c.sha256!r}")
+        if c.sha256 is not None and c.sha256_prefix is not None and not c.sha256.startswith(c.sha256_prefix):
+            raise ModelIndexError(
+                f"{where}: Checkpoint 'SHA256' {c.sha256} does not start with its 'SHA256 Prefix' "
+                f"{c.sha256_prefix}; fix one of them"
+            )
         for key, value in (("Filename", c.filename), *(("Previous Filenames", f) for f in c.previous_filenames)):
             if not is_plain_filename(value):
                 raise ModelIndexError(

@@ -204,13 +204,21 @@ def _file_identity(path: Path) -> tuple[str, int, int, int]:
 
 
 def check_cached(
-    name: str, *, source_sha256_prefixes: Sequence[str] = (), full: bool = False, quick: bool = False
+    name: str,
+    *,
+    source_sha256_prefixes: Sequence[str] = (),
+    source_sha256: str | None = None,
+    source_size: int | None = None,
+    full: bool = False,
+    quick: bool = False,
 ) -> CacheCheck:
     """Look ``name`` up in the cache.
 
     Always: record and file exist, the size equals the recorded size, and the header metadata names the same
     model and original sha256 as the record; with ``source_sha256_prefixes`` the original must also match one
-    of the index's hash prefixes. Then the file is re-hashed against the record's sha256 the first time this
+    of the index's hash prefixes, and with ``source_sha256`` (a full hash; it wins over the prefixes) equal it
+    (``source_size``: the original's recorded size must equal it too).
+    Then the file is re-hashed against the record's sha256 the first time this
     process sees it (same path, inode, size and modification time afterwards: not again); ``full=True`` re-hashes
     it whatever was seen before, ``quick=True`` skips the hash (listing what is cached, not loading it).
     """
@@ -230,8 +238,25 @@ def check_cached(
         return CacheCheck(name, None, record, f"{path} is not a readable safetensors file ({exc})")
     if meta.get(META_NAME) != record.name or meta.get(META_SOURCE_SHA256) != record.original_sha256:
         return CacheCheck(name, None, record, f"{path} metadata does not match its record")
-    if source_sha256_prefixes and not any(
-        sha256_matches_prefix(record.original_sha256, p) for p in source_sha256_prefixes
+    if source_sha256 and record.original_sha256 != source_sha256:
+        return CacheCheck(
+            name,
+            None,
+            record,
+            f"cached weights come from a file with sha256 {record.original_sha256}, "
+            f"the pinned full sha256 is {source_sha256}",
+        )
+    if source_size is not None and record.original_size != source_size:
+        return CacheCheck(
+            name,
+            None,
+            record,
+            f"cached weights come from a file of {record.original_size} bytes, {source_size} bytes are pinned",
+        )
+    if (
+        not source_sha256
+        and source_sha256_prefixes
+        and not any(sha256_matches_prefix(record.original_sha256, p) for p in source_sha256_prefixes)
     ):
         return CacheCheck(
             name,
@@ -249,7 +274,7 @@ def check_cached(
         _HASHED[identity] = digest
     if digest != record.sha256:
         return CacheCheck(
-            name, None, record, f"{path} sha256 {digest[:12]}… differs from recorded {record.sha256[:12]}… (damaged)"
+            name, None, record, f"{path} sha256 {digest} differs from recorded {record.sha256} (damaged or replaced)"
         )
     return CacheCheck(name, path, record, None)
 

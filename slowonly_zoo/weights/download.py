@@ -253,11 +253,19 @@ def _attempt(
     return hasher.hexdigest(), received
 
 
+def _matches(digest: str, prefix: str | None, full: str | None) -> bool:
+    """True when ``digest`` equals ``full`` (when given; it wins) or else starts with ``prefix``."""
+    if full:
+        return digest.lower() == full.lower()
+    return sha256_matches_prefix(digest, prefix)
+
+
 def download_file(
     url: str,
     dest: str | Path,
     *,
     sha256_prefix: str | None = None,
+    sha256: str | None = None,
     progress: bool | None = None,
     timeout: float | None = None,
     retries: int | None = None,
@@ -272,6 +280,7 @@ def download_file(
         dest: final path; ``<dest>.part`` and ``<dest>.lock`` are used beside it.
         sha256_prefix: required leading hex digits of the file's sha256 (the upstream name suffix); the file is
             deleted and ``ChecksumMismatchError`` raised when they differ.
+        sha256: the file's full sha256, when known; it wins over ``sha256_prefix`` (the file must match it in full).
         progress: force the progress bar on/off (default: ``progress_enabled()``).
         timeout: seconds to wait for the answer and each read (default ``$SLOWONLY_ZOO_TIMEOUT`` or 30).
         connect_timeout: seconds to wait for the connection (default ``$SLOWONLY_ZOO_CONNECT_TIMEOUT`` or 10,
@@ -281,7 +290,7 @@ def download_file(
 
     Raises:
         HTTPAccessError: 404/410/401/403 (not retried).
-        ChecksumMismatchError: the bytes do not match ``sha256_prefix``.
+        ChecksumMismatchError: the bytes do not match ``sha256`` (when given) or ``sha256_prefix``.
         DownloadError: every attempt failed (the last reason is in the message), or the disk cannot take the file
             (at once; the partial file is deleted).
     """
@@ -300,9 +309,9 @@ def download_file(
         with announced_lock(dest.with_name(dest.name + ".lock"), f"downloading {dest.name}"):
             if dest.is_file():
                 digest = sha256_file(dest)
-                if sha256_matches_prefix(digest, sha256_prefix):
+                if _matches(digest, sha256_prefix, sha256):
                     return DownloadResult(dest, digest, dest.stat().st_size, url, reused=True)
-                log.warning("%s does not match sha256 %s; downloading it again", dest, sha256_prefix)
+                log.warning("%s does not match sha256 %s; downloading it again", dest, sha256 or sha256_prefix)
                 dest.unlink()
             last = "no attempt made"
             restarted_after_mismatch = False
@@ -324,7 +333,7 @@ def download_file(
                     with contextlib.suppress(OSError):  # a folder that refused the write may refuse this too
                         part.unlink(missing_ok=True)
                     raise
-                if not sha256_matches_prefix(digest, sha256_prefix):
+                if not _matches(digest, sha256_prefix, sha256):
                     part.unlink(missing_ok=True)
                     if resumed and not restarted_after_mismatch:
                         # The old partial may have come from a different file: one clean retry.
@@ -333,7 +342,8 @@ def download_file(
                         attempt -= 1
                         continue
                     raise ChecksumMismatchError(
-                        f"{url} downloaded {size} bytes with sha256 {digest[:8]}…, expected {sha256_prefix}…: "
+                        f"sha256 {digest if sha256 else digest[:8] + '…'} of {size} bytes, expected "
+                        f"{sha256 or str(sha256_prefix) + '…'}, from {url}: "
                         "the server sent a different or damaged file (it was deleted)"
                     )
                 commit_file(part, dest)

@@ -40,7 +40,7 @@ from .. import config
 from ..errors import WeightsNotFoundError
 from ..progress import logger as log
 from ..progress import tqdm_class
-from . import cache
+from . import cache, lockfile, pins
 from .download import announced_lock, download_file
 from .hashing import hash_prefix_from_filename, sha256_file, sha256_matches_prefix
 from .layout import CONFIG_FILE, META_SOURCE_FILENAME, META_SOURCE_SHA256, WEIGHTS_FILE, read_safetensors_metadata
@@ -148,6 +148,66 @@ def accepted_prefixes(entry: ModelEntry) -> tuple[str, ...]:
     return tuple(dict.fromkeys(p for p in (ck.sha256_prefix, *older) if p))
 
 
+def pinned_on_first_use(entry: ModelEntry) -> bool:
+    """True for an entry whose index pins no hash (no prefix, no full sha256: FAIR's files): its first verified
+    download is trusted and pinned (:mod:`.pins`)."""
+    ck = entry.checkpoint
+    return ck is not None and not ck.sha256_prefix and not getattr(ck, "sha256", None)
+
+
+def pinned_sha256(entry: ModelEntry) -> str | None:
+    """The full sha256 the original file of ``entry`` must have (it wins over the prefixes): the index's, else the
+    one pinned on first use (:mod:`.pins`); None when there is none yet."""
+    ck = entry.checkpoint
+    if ck is None:
+        return None
+    lock = lockfile.locked_file(entry.name)  # a lock in force wins, and refuses a model it does not list
+    if lock is not None:
+        return lock.sha256
+    if getattr(ck, "sha256", None):
+        return str(ck.sha256)
+    if pinned_on_first_use(entry):
+        pin = pins.read_pin(entry.name)
+        return pin.sha256 if pin is not None else None
+    return None
+
+
+def pinned_size(entry: ModelEntry) -> int | None:
+    """The byte size of the original file of ``entry``: the lock's in force, else the first-use pin's, else None."""
+    lock = lockfile.locked_file(entry.name) if entry.checkpoint is not None else None
+    if lock is not None:
+        return lock.size
+    pin = pins.read_pin(entry.name) if pinned_on_first_use(entry) else None
+    return pin.size if pin is not None else None
+
+
+def _pin_text(entry: ModelEntry) -> str:
+    ck = entry.checkpoint
+    assert ck is not None
+    full = pinned_sha256(entry)
+    if full:
+        return f"sha256 {full}"
+    return f"sha256 {ck.sha256_prefix}…" if ck.sha256_prefix else "no hash pinned yet: the first download is trusted"
+
+
+def matches_pin(entry: ModelEntry, digest: str) -> bool:
+    """True when ``digest`` (a full sha256) is an accepted original of ``entry``: equal to its pinned full sha256
+    where the index has one, else starting with one of :func:`accepted_prefixes` (or no pin at all)."""
+    full = pinned_sha256(entry)
+    if full:
+        return digest.lower() == full
+    prefixes = accepted_prefixes(entry)
+    return not prefixes or any(sha256_matches_prefix(digest, p) for p in prefixes)
+
+
+def pin_mismatch(entry: ModelEntry, digest: str) -> str:
+    """One phrase naming both hashes: ``digest`` and what ``entry`` expects."""
+    full = pinned_sha256(entry)
+    if full:
+        return f"sha256 {digest} differs from the pinned full sha256 {full}"
+    return f"sha256 {digest[:8]}… does not match the expected {' or '.join(accepted_prefixes(entry))}"
+
+
 def _resolve(entry: ModelEntry | str) -> ModelEntry:
     if isinstance(entry, str):
         from ..index import get_model_info
@@ -203,16 +263,13 @@ def _from_hf(
         )
     meta = read_safetensors_metadata(weights)
     source_sha = meta.get(META_SOURCE_SHA256, "")
-    prefixes = accepted_prefixes(entry)
     if not source_sha:
         raise ValueError(
             f"{WEIGHTS_FILE} in {repo} has no '{META_SOURCE_SHA256}' metadata, so it cannot "
             "be verified against the index; re-create it with `slowonly-zoo export`"
         )
-    if prefixes and not any(sha256_matches_prefix(source_sha, p) for p in prefixes):
-        raise ValueError(
-            f"{repo} was converted from a file with sha256 {source_sha[:8]}…, the index expects {' or '.join(prefixes)}"
-        )
+    if not matches_pin(entry, source_sha):
+        raise ValueError(f"{repo} was converted from a file with {pin_mismatch(entry, source_sha)}")
     if not config.trust_claims():
         raise ValueError(
             f"unverified: {WEIGHTS_FILE} in {repo} claims to be converted from "
@@ -227,9 +284,8 @@ def _from_hf(
 
 def _from_local_file(entry: ModelEntry, path: Path, *, kind: str) -> cache.CacheRecord:
     digest = sha256_file(path)
-    prefixes = accepted_prefixes(entry)
-    if prefixes and not any(sha256_matches_prefix(digest, p) for p in prefixes):
-        raise ValueError(f"sha256 {digest[:8]}… does not match the expected {' or '.join(prefixes)}")
+    if not matches_pin(entry, digest):
+        raise ValueError(pin_mismatch(entry, digest))
     return _convert_and_store(entry, path, digest, source=str(path), kind=kind)
 
 
@@ -238,7 +294,7 @@ def _from_url(entry: ModelEntry, url: str, *, kind: str, progress: bool | None) 
     assert ck is not None
     log.info("%s: trying %s %s", entry.name, kind, url)
     dest = cache.download_path(ck.filename)
-    result = download_file(url, dest, sha256_prefix=ck.sha256_prefix, progress=progress)
+    result = download_file(url, dest, sha256_prefix=ck.sha256_prefix, sha256=pinned_sha256(entry), progress=progress)
     try:
         return _convert_and_store(entry, result.path, result.sha256, source=url, kind=kind)
     finally:
@@ -252,7 +308,7 @@ def _offline_message(entry: ModelEntry, why: str, extra: list[SourceAttempt]) ->
     lines = [
         f"offline mode (SLOWONLY_ZOO_OFFLINE=1 or HF_HUB_OFFLINE=1): the weights of {entry.name!r} are not available "
         f"locally: {why}.",
-        f"  needed file: {ck.filename} (sha256 {ck.sha256_prefix}…), upstream {ck.url}",
+        f"  needed file: {ck.filename} ({_pin_text(entry)}), upstream {ck.url}",
     ]
     lines += [f"  also tried: {a}" for a in extra]
     lines.append(f"  copy that file to this machine and run:  slowonly-zoo import /path/to/{ck.filename}")
@@ -263,9 +319,7 @@ def _offline_message(entry: ModelEntry, why: str, extra: list[SourceAttempt]) ->
 def _failure_message(entry: ModelEntry, attempts: list[SourceAttempt]) -> str:
     ck = entry.checkpoint
     assert ck is not None
-    lines = [
-        f"could not get verified weights for {entry.name!r} ({ck.filename}, sha256 {ck.sha256_prefix}…). Sources tried:"
-    ]
+    lines = [f"could not get verified weights for {entry.name!r} ({ck.filename}, {_pin_text(entry)}). Sources tried:"]
     lines += [f"  {i}. {a}" for i, a in enumerate(attempts, 1)]
     lines += [
         "What to do: if you have the file (any name), run:  slowonly-zoo import /path/to/the/file.pth",
@@ -288,20 +342,17 @@ def fetch_weights_report(
             f"{entry.name!r} has no checkpoint of its own" + (f" (it fuses {members}; fetch those)" if members else ""),
             entry.name,
         )
-    if not ck.sha256_prefix:
-        # FAIR's file names carry no hash: nothing here could tell a forged file from the real one, and no full
-        # sha256 is pinned for them yet, so no source is tried (an absent prefix must never read as "verified").
-        raise WeightsNotFoundError(
-            f"{entry.name!r}: no pinned hash yet for {ck.filename} (its name carries no sha256), so slowonly-zoo "
-            f"does not download it; fetch {ck.url} yourself and pass it as checkpoint_path= (command line: "
-            f"--checkpoint FILE)",
-            entry.name,
-        )
     prefixes = accepted_prefixes(entry)
     offline = is_offline(offline)
 
     def cached(full: bool) -> cache.CacheCheck:
-        return cache.check_cached(entry.name, source_sha256_prefixes=prefixes, full=full)
+        return cache.check_cached(
+            entry.name,
+            source_sha256_prefixes=prefixes,
+            source_sha256=pinned_sha256(entry),
+            source_size=pinned_size(entry),
+            full=full,
+        )
 
     first = cached(verify)
     if first.ok:
@@ -352,6 +403,11 @@ def fetch_weights_report(
 
         def done(kind: str, where: str, record: cache.CacheRecord) -> FetchResult:
             attempts.append(SourceAttempt(kind, where, None))
+            if pinned_on_first_use(entry) and pins.read_pin(entry.name) is None:
+                # FAIR's file names carry no hash (README "Getting the weights"): trust this first one, pin it.
+                pins.write_pin(
+                    entry.name, ck.filename, record.original_sha256, int(record.original_size or 0), record.source
+                )
             return FetchResult(entry.name, cache.weights_path(entry.name), record, False, tuple(attempts), discarded)
 
         # 2. Hugging Face Hub

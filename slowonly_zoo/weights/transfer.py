@@ -32,7 +32,14 @@ from .layout import (
     WEIGHTS_FILE,
     read_safetensors_metadata,
 )
-from .sources import WeightsNotFoundError, accepted_prefixes, fetch_weights_report
+from .sources import (
+    WeightsNotFoundError,
+    accepted_prefixes,
+    fetch_weights_report,
+    matches_pin,
+    pin_mismatch,
+    pinned_sha256,
+)
 
 if TYPE_CHECKING:
     from ..index import ModelEntry
@@ -113,7 +120,12 @@ def _import_one(path: Path, entries: Sequence[ModelEntry], trust_claims: bool = 
             )
     else:
         digest = sha256_file(path)
-    by_hash = [e for e in entries if any(sha256_matches_prefix(digest, p) for p in accepted_prefixes(e))]
+    by_prefix = [e for e in entries if any(sha256_matches_prefix(digest, p) for p in accepted_prefixes(e))]
+    by_hash = [e for e in by_prefix if matches_pin(e, digest)]
+    if by_prefix and not by_hash:
+        return ImportResult(
+            path, "error", (), digest, f"refused: {'; '.join(pin_mismatch(e, digest) for e in by_prefix)}"
+        )
     by_name = [e for e in entries if path.name in _known_filenames(e)]
     if len(by_hash) > 1:
         # Several entries' files share this 8-hex prefix (mmaction2 1.x's ImageNet and non-local 8x8x1 K400 files
@@ -179,7 +191,9 @@ def _import_one(path: Path, entries: Sequence[ModelEntry], trust_claims: bool = 
     state: dict[str, Any] | None = None
     for entry in by_hash:
         with announced_lock(cache.lock_path(entry.name), f"writing {entry.name}"):
-            check = cache.check_cached(entry.name, source_sha256_prefixes=accepted_prefixes(entry))
+            check = cache.check_cached(
+                entry.name, source_sha256_prefixes=accepted_prefixes(entry), source_sha256=pinned_sha256(entry)
+            )
             if check.ok and check.record is not None and check.record.original_sha256 == digest:
                 cached.append(entry.name)
                 continue
