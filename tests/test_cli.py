@@ -22,7 +22,7 @@ import yaml
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import cli
-from slowonly_zoo.index import Checkpoint, get_model_info, list_models
+from slowonly_zoo.index import Checkpoint, entry_to_index, get_model_info, list_models
 from slowonly_zoo.inference import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +90,7 @@ def user_index(tmp_path, ckpts, monkeypatch) -> tuple[str, Path]:
         ),
     )
     index_file = tmp_path / "extra_index.yml"
-    index_file.write_text(yaml.safe_dump({"Models": [entry.to_index_dict()]}, sort_keys=False), encoding="utf-8")
+    index_file.write_text(yaml.safe_dump({"Models": [entry_to_index(entry)]}, sort_keys=False), encoding="utf-8")
     mirror = tmp_path / "mirror"
     (mirror / "mmaction/recognition/slowonly/user").mkdir(parents=True)
     os.link(src, mirror / "mmaction/recognition/slowonly/user" / src.name)

@@ -332,7 +332,7 @@ def test_one_register_model_entry_reaches_timm_after_it_was_imported():
     code = (
         "import slowonly_zoo, slowonly_zoo.index, timm\n"
         "assert slowonly_zoo.register_model_entry is slowonly_zoo.index.register_model_entry\n"
-        "base = slowonly_zoo.get_model_info('slowonly_r50_8x4x1_ucf101_k400').to_index_dict()\n"
+        "base = slowonly_zoo.index.entry_to_index(slowonly_zoo.get_model_info('slowonly_r50_8x4x1_ucf101_k400'))\n"
         "slowonly_zoo.index.register_model_entry(dict(base, Name='my_late_slowonly', Alias=[], Config=None))\n"
         "assert 'my_late_slowonly' in timm.list_models('my_late*', pretrained=True)\n"
         "m = timm.create_model('my_late_slowonly', num_classes=3)\n"

@@ -22,7 +22,7 @@ from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import cli
 from slowonly_zoo._fileio import FILE_MODE
-from slowonly_zoo.index import get_model_info
+from slowonly_zoo.index import entry_to_index, get_model_info
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "slowonly_r50_4x16x1_k400_video"
@@ -259,7 +259,7 @@ def test_a_damaged_run_json_is_a_sentence_naming_it(tmp_path, ckpt, shared_video
 
 
 def test_a_non_numeric_mean_in_an_extra_index_names_the_field(tmp_path, monkeypatch, capsys):
-    record = get_model_info(MODEL).to_index_dict()
+    record = entry_to_index(get_model_info(MODEL))
     record.update(Name="user_bad_mean", Alias=[])
     record["Test Protocol"]["Mean"] = ["abc", 116.28, 103.53]
     index_file = tmp_path / "extra.yml"

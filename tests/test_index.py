@@ -338,14 +338,14 @@ def test_label_count_above_head_size_is_an_error(tmp_path: Path) -> None:
 def test_round_trips() -> None:
     for name in ix.list_models(supported=False):
         e = ix.get_model_info(name)
-        assert ix.ModelEntry.from_index_dict(e.to_index_dict()) == e
-        assert ix.ModelEntry.from_index_dict(json.loads(json.dumps(e.to_index_dict()))) == e
+        assert ix.entry_from_index(ix.entry_to_index(e)) == e
+        assert ix.entry_from_index(json.loads(json.dumps(ix.entry_to_index(e)))) == e
     d = ix.get_model_info("slowonly_r50_4x16x1_gym99_flow").to_dict()
     assert d["protocol"]["num_views"] == 10 and d["checkpoint"]["sha256_prefix"] == "66ecdb3c"
 
 
 def _custom_model(name: str, aliases: list[str], label_file: str | None = None) -> dict:
-    d = ix.get_model_info("slowonly_r50_8x4x1_ucf101_k400").to_index_dict()
+    d = ix.entry_to_index(ix.get_model_info("slowonly_r50_8x4x1_ucf101_k400"))
     d.update(Name=name, Alias=aliases, Results=[], **{"Num Classes": 3})
     d["Checkpoint"] = dict(d["Checkpoint"], URL="http://127.0.0.1:1/my_ft-0123abcd.pth",
                            Filename="my_ft-0123abcd.pth", **{"SHA256 Prefix": "0123abcd"})  # fmt: skip
@@ -392,7 +392,7 @@ def test_register_model_entry(fresh_index: pytest.MonkeyPatch) -> None:
         ix.register_model_entry(_custom_model("x3", ["configs/x.py"]))
     with pytest.raises(ValueError, match="clashes with model 'my_other_ft'"):
         ix.register_model_entry(ix.get_model_info("other"))
-    fusion = ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion").to_index_dict()
+    fusion = ix.entry_to_index(ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion"))
     fusion.update(
         Name="my_fusion", Alias=[], Members=["slowonly_r50_8x8x1_k400", "other"], **{"Member Weights": [2, 1]}
     )
@@ -401,7 +401,7 @@ def test_register_model_entry(fresh_index: pytest.MonkeyPatch) -> None:
     fusion.update(Name="bad_fusion", Members=["nope"], **{"Member Weights": [1.0]})
     with pytest.raises(ValueError, match="unknown member 'nope'"):
         ix.register_model_entry(fusion)
-    with pytest.raises(ix.ModelIndexError, match=r"model_index.yml schema .*to_index_dict"):
+    with pytest.raises(ix.ModelIndexError, match=r"model_index.yml schema .*entry_to_index"):
         ix.register_model_entry(ix.get_model_info("slowonly_r50_8x8x1_k400").to_dict())  # the read-only JSON form
     broken = _custom_model("broken", [])
     del broken["Num Classes"]

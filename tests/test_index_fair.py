@@ -92,20 +92,20 @@ def test_mmaction2_entries_keep_their_yaml_keys() -> None:
 
 
 def test_schema_needs_a_prefix_for_mmaction2_files_only() -> None:
-    d = ix.get_model_info("slowonly_r50_8x8x1_k400").to_index_dict()
+    d = ix.entry_to_index(ix.get_model_info("slowonly_r50_8x8x1_k400"))
     d["Checkpoint"] = dict(d["Checkpoint"], **{"SHA256 Prefix": None})
     with pytest.raises(ix.ModelIndexError, match="needs its 'SHA256 Prefix'"):
-        ix.ModelEntry.from_index_dict(d)
+        ix.entry_from_index(d)
     d["Checkpoint"]["Format"] = "pytorchvideo-pyth"
-    assert ix.ModelEntry.from_index_dict(d).checkpoint.sha256_prefix is None
+    assert ix.entry_from_index(d).checkpoint.sha256_prefix is None
     d["Provenance"] = "somebody"
     with pytest.raises(ix.ModelIndexError, match="Provenance"):
-        ix.ModelEntry.from_index_dict(d)
-    f = ix.get_model_info("slow_r50_8x8_k400_pyslowfast").to_index_dict()
+        ix.entry_from_index(d)
+    f = ix.entry_to_index(ix.get_model_info("slow_r50_8x8_k400_pyslowfast"))
     f["Test Protocol"]["Sampling"] = "mmaction0x"  # keeps a Target FPS only the decoder sampling uses
     with pytest.raises(ix.ModelIndexError, match="Target FPS"):
-        ix.ModelEntry.from_index_dict(f)
-    f = ix.get_model_info("slow_r50_8x8_k400_pyslowfast").to_index_dict()
+        ix.entry_from_index(f)
+    f = ix.entry_to_index(ix.get_model_info("slow_r50_8x8_k400_pyslowfast"))
     f["Architecture"]["Head Mode"] = "fancy"
     with pytest.raises(ix.ModelIndexError, match="Head Mode"):
-        ix.ModelEntry.from_index_dict(f)
+        ix.entry_from_index(f)

@@ -185,9 +185,9 @@ def test_timm_registration(tmp_path):
 def test_timm_registration_does_not_import_timm_eagerly():
     """``import slowonly_zoo`` leaves timm alone (it costs ~2 s) but registers the moment timm is imported."""
     code = (
-        "import sys, slowonly_zoo\n"
+        "import sys, slowonly_zoo, slowonly_zoo.index\n"
         "assert 'timm' not in sys.modules\n"
-        "slowonly_zoo.register_model_entry(dict(slowonly_zoo.get_model_info('slowonly_r50_8x8x1_k400').to_index_dict(),"
+        "slowonly_zoo.register_model_entry(dict(slowonly_zoo.index.entry_to_index(slowonly_zoo.get_model_info('slowonly_r50_8x8x1_k400')),"
         " Name='my_finetuned_slowonly', Alias=[], Config=None))\n"
         "import timm\n"
         "names = timm.list_models('*slowonly*', pretrained=True)\n"

@@ -347,15 +347,15 @@ def test_scaled_lr_is_the_linear_scaling_rule() -> None:
 
 def test_recipe_round_trips_and_defaults() -> None:
     entry = ix.get_model_info("slowonly_r50_8x8x1_jester")
-    d = entry.to_index_dict()
+    d = ix.entry_to_index(entry)
     assert d["Train Recipe"]["Flip Label Map"] == [[0, 1], [1, 0], [6, 7], [7, 6]]
-    assert ix.ModelEntry.from_index_dict(d) == entry
+    assert ix.entry_from_index(d) == entry
     # a hand-written recipe may leave out what upstream's defaults give
     minimal = {k: d["Train Recipe"][k] for k in ("Config", "Videos Per GPU", "LR", "Epochs", "Init", "Out Size")}
     minimal.update({"LR Schedule": {"Policy": "cosine"}, "Sampling": {"Clip Len": 8, "Frame Interval": 4},
                     "Val": {"Crop Size": 224}})  # fmt: skip
     d2 = dict(d, Name="my_jester", Alias=[], **{"Train Recipe": minimal})
-    r = ix.ModelEntry.from_index_dict(d2).train_recipe
+    r = ix.entry_from_index(d2).train_recipe
     assert r is not None
     assert (r.momentum, r.weight_decay, r.clip_max_norm, r.dropout, r.flip_ratio) == (0.9, 1e-4, 40.0, 0.5, 0.5)
     assert r.mean == entry.protocol.mean and r.resize_short is None and r.val.resize_short is None  # type: ignore[union-attr]
@@ -384,20 +384,20 @@ def test_recipe_round_trips_and_defaults() -> None:
     ],
 )
 def test_bad_recipes_are_errors_naming_entry_and_key(change: dict[str, Any], message: str) -> None:
-    d = ix.get_model_info("slowonly_r50_8x4x1_ucf101_k400").to_index_dict()
+    d = ix.entry_to_index(ix.get_model_info("slowonly_r50_8x4x1_ucf101_k400"))
     d["Train Recipe"] = dict(d["Train Recipe"], **change)
     with pytest.raises(ModelIndexError) as info:
-        ix.ModelEntry.from_index_dict(d, origin="my.yml")
+        ix.entry_from_index(d, origin="my.yml")
     text = str(info.value)
     assert text.startswith("my.yml: model 'slowonly_r50_8x4x1_ucf101_k400': Train Recipe"), text
     assert message in text, text
 
 
 def test_an_ensemble_cannot_have_a_recipe() -> None:
-    d = ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion").to_index_dict()
-    d["Train Recipe"] = ix.get_model_info("slowonly_r50_4x16x1_gym99").to_index_dict()["Train Recipe"]
+    d = ix.entry_to_index(ix.get_model_info("slowonly_r50_4x16x1_gym99_fusion"))
+    d["Train Recipe"] = ix.entry_to_index(ix.get_model_info("slowonly_r50_4x16x1_gym99"))["Train Recipe"]
     with pytest.raises(ModelIndexError, match="an ensemble entry .* has no train recipe of its own"):
-        ix.ModelEntry.from_index_dict(d)
+        ix.entry_from_index(d)
 
 
 def test_index_package_stays_free_of_torch(tmp_path: Path) -> None:

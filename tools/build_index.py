@@ -61,6 +61,7 @@ from slowonly_zoo.index.records import (
     ReportedResult,
     TestProtocol,
 )
+from slowonly_zoo.index.schema import entry_to_index
 
 COLLECTION = "SlowOnly"
 CONFIG_DIR = "configs/recognition/slowonly/"
@@ -1196,7 +1197,7 @@ def render(readme_text: str) -> str:
                 "Metadata": {"Architecture": ["ResNet3dSlowOnly", "I3DHead"]},
             }
         ],
-        "Models": [e.to_index_dict() for e in entries],
+        "Models": [entry_to_index(e) for e in entries],
     }
     body = yaml.dump(
         doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1_000_000, default_flow_style=False

@@ -42,7 +42,7 @@ from .registry import (
     reload_index,
     resolve_name,
 )
-from .schema import load_index_file
+from .schema import entry_from_index, entry_to_index, load_index_file
 
 __all__ = [
     "EXTRA_INDEX_ENV",
@@ -63,6 +63,8 @@ __all__ = [
     "UnknownModelError",
     "ValPipeline",
     "_registry",
+    "entry_from_index",
+    "entry_to_index",
     "get_model_info",
     "list_models",
     "load_index_file",

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -281,20 +280,6 @@ class ModelEntry:
             d["train_recipe"]["reference_batch"] = self.train_recipe.reference_batch
         d["is_ensemble"] = self.is_ensemble
         return d
-
-    def to_index_dict(self) -> dict[str, Any]:
-        """This entry in the ``model_index.yml`` schema (the inverse of :meth:`from_index_dict`)."""
-        from .schema import entry_to_index
-
-        return entry_to_index(self)
-
-    @classmethod
-    def from_index_dict(cls, data: Mapping[str, Any], *, origin: str = "<dict>") -> ModelEntry:
-        """Build an entry from one item of the index's ``Models:`` list (the ``model_index.yml`` schema, the
-        inverse of :meth:`to_index_dict`); errors name ``origin``."""
-        from .schema import entry_from_index
-
-        return entry_from_index(data, origin)
 
 
 @functools.lru_cache(maxsize=64)

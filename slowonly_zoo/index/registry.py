@@ -171,7 +171,7 @@ def list_models(
 
 def register_model_entry(entry: ModelEntry | Mapping[str, Any]) -> ModelEntry:
     """Add an entry to the index at run time: a :class:`ModelEntry` or a dict in the ``model_index.yml`` schema
-    (:meth:`ModelEntry.to_index_dict`). Its name and aliases must not clash with any existing name or alias
+    (:func:`~slowonly_zoo.index.entry_to_index`). Its name and aliases must not clash with any existing name or alias
     (:class:`ModelIndexError`, a ``ValueError``). Returns the stored entry.
 
     Every listener of :mod:`slowonly_zoo._entry_listeners` then sees the entry: the timm bridge registers it with
@@ -182,7 +182,8 @@ def register_model_entry(entry: ModelEntry | Mapping[str, Any]) -> ModelEntry:
         if "Name" not in entry:
             raise ModelIndexError(
                 "register_model_entry: a dict entry must use the model_index.yml schema ('Name', 'Architecture', "
-                "'Test Protocol', ...; see ModelEntry.to_index_dict()); ModelEntry.to_dict() output is for reading"
+                "'Test Protocol', ...; see slowonly_zoo.index.entry_to_index()); ModelEntry.to_dict() output is "
+                "for reading"
             )
         entry = entry_from_index(entry, "register_model_entry")
     else:

@@ -251,7 +251,7 @@ class _Fields:
         return v
 
 
-def entry_from_index(data: Mapping[str, Any], origin: str) -> ModelEntry:
+def entry_from_index(data: Mapping[str, Any], origin: str = "<dict>") -> ModelEntry:
     top = _Fields(data, origin)
     name = top.text("Name")
     assert name is not None

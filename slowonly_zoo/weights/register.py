@@ -20,6 +20,7 @@ import yaml
 from .. import config
 from .._fileio import atomic_write_text
 from ..errors import ExportError, ModelIndexError, UnknownModelError, WeightsFileError
+from ..index import entry_to_index
 from .hashing import sha256_file
 
 __all__ = ["RegisterResult", "default_index_file", "register_weights"]
@@ -169,7 +170,7 @@ def register_weights(
             url=src.resolve().as_uri(), filename=src.name, sha256_prefix=sha[:8], format=base.checkpoint.format
         ),
     )
-    record = entry.to_index_dict()
+    record = entry_to_index(entry)
     register_model_entry(record)  # validates the entry before anything is written; known to this process at once
     index_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(index_path, yaml.safe_dump({"Models": [*models, record]}, sort_keys=False, allow_unicode=True))
