@@ -3,6 +3,7 @@
     python benchmarks/run.py                 # everything (about 20 minutes on 2 CPU cores)
     python benchmarks/run.py --only forward preprocess --repeats 5
     python benchmarks/run.py --quick         # smaller forward shapes, one repeat: a smoke run
+    python benchmarks/run.py --only e2e ttfr --quick   # one clip, one round (27 min on a busy 2-core machine)
 
 Sections:
   peak        the machine's measured fp32 / bf16 matmul throughput (GFLOP/s), the ceiling for the forward pass
@@ -11,13 +12,20 @@ Sections:
               verify runs it (BN folded, channels-last 3D, inference mode, on CPU one view per call), eager and
               compiled, fp32 and (where the CPU has native bf16, or on CUDA) bf16
   preprocess  the test pipeline per video (decode + sample + resize + crop + normalise) on ../shared/videos
-  e2e         whole evaluation, videos/s: mmaction2's per-video test loop vs slowonly-zoo's verify harness, and
-              the harness's data pipeline (default workers) and model alone, to show which one limits it
+  e2e         whole evaluation: mmaction2 0.24.1's test loop (its config, dataset, DataLoader, per-video forward)
+              vs slowonly-zoo's verify, 4x16x1 and 8x8x1, videos and frame folders, same clips and checkpoint; in
+              one child process that imports mmaction2 0.24.1 (.reference/mm0x) instead of 1.2.0
+  ttfr        time to first result: predict on one video in a fresh process (import, build, load, decode,
+              forward), --clips 1 and the full protocol, vs 0.24.1's init_recognizer + inference_recognizer
   load        create_model(pretrained=True) from a warm cache (safetensors) vs torch.load of the upstream .pth
   memory      peak RSS of each forward / pipeline / evaluation (each in a fresh subprocess, so peaks do not mix)
   train       one SGD step of the 8x8x1 R50 (batch 8 x 3x8x224x224 fp32: forward, backward, clip, update), mmaction2
               1.2.0 vs slowonly-zoo (channels-last 3D, foreach SGD, eager and compiled), with peak RSS; and the train
               data pipeline (resize, random resized crop, flip) in clips/s on ../shared/videos
+  export      the ONNX export (slowonly-zoo export --format onnx) run by onnxruntime on CPU (an InferenceSession with
+              torch's thread count, one view per run as verify feeds the eager model) vs the eager inference form
+              (BN folded, channels-last 3D, forward_views), same input: 1 view 3x8x224x224 and (not with --quick) 30
+              views 3x8x256x256 of the 8x8x1 R50 with random weights; ratios are eager time / onnxruntime time
 
 Timings are min and median over --repeats runs after one warm-up, alternating the implementations so drift
 hits both alike. Ratios are mmaction2 time / slowonly-zoo time (> 1: slowonly-zoo is faster). The mmaction2
@@ -51,7 +59,7 @@ import slowonly_zoo  # noqa: E402
 from slowonly_zoo.models.fuse import optimize_for_inference  # noqa: E402
 from slowonly_zoo.runtime import forward_views  # noqa: E402
 
-SECTIONS = ("peak", "forward", "preprocess", "e2e", "load", "memory", "train")
+SECTIONS = ("peak", "forward", "preprocess", "e2e", "ttfr", "load", "memory", "train", "export")
 
 
 # -- timing helpers ----------------------------------------------------------------------------------------------
@@ -274,17 +282,6 @@ def bench_preprocess(args) -> dict:
     return results
 
 
-class _NoModel(torch.nn.Module):
-    """Returns zero logits at once: the evaluation harness with it measures the data pipeline alone."""
-
-    def __init__(self, num_classes: int) -> None:
-        super().__init__()
-        self.num_classes = num_classes
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(x.shape[0], self.num_classes)
-
-
 E2E_MODEL = "slowonly_r50_4x16x1_k400_video"
 
 
@@ -314,44 +311,18 @@ def zoo_verify_harness(model: torch.nn.Module, clips: list[Path], out_dir: Path)
 
 
 def bench_e2e(args) -> dict:
-    entry = slowonly_zoo.get_model_info(E2E_MODEL)
-    protocol = entry.protocol
-    reference, zoo = reference_and_zoo(E2E_MODEL)
-    clips = _clips()[: 2 if args.quick else None]
-    fused = optimize_for_inference(zoo)
-    compiled = optimize_for_inference(zoo, compile=True)
-    views = torch.randn(protocol.num_views, 3, protocol.clip_len, protocol.crop_size, protocol.crop_size)
-    with torch.inference_mode():
-        zoo_forward(compiled, views[:1])  # one-time compilation, outside the timings
-    with tempfile.TemporaryDirectory() as tmp:
-        counter = iter(range(10**6))
+    """End to end, slowonly-zoo's ``verify`` vs mmaction2 0.24.1's test loop, 4x16x1 and 8x8x1, videos and frame
+    folders: in a child process that imports the 0.x reference instead of 1.2.0 (see ``benchmarks/end_to_end.py``)."""
+    from end_to_end import bench_e2e as e2e_vs_0x
 
-        def harness(model: torch.nn.Module) -> None:
-            zoo_verify_harness(model, clips, Path(tmp) / f"run{next(counter)}")
+    return e2e_vs_0x(args.quick, args.repeats)
 
-        def model_alone(model: torch.nn.Module) -> None:
-            with torch.inference_mode():
-                for _ in clips:
-                    torch.softmax(zoo_forward(model, views), -1).mean(0)
 
-        # mmaction2's loop and the eager harness need no warm-up, and each round is minutes long on a CPU
-        times = side_by_side(
-            {
-                "mmaction2 test loop": lambda: mmaction_test_loop(reference, protocol, clips),
-                "slowonly-zoo verify harness": lambda: harness(fused),
-                "slowonly-zoo verify harness, compiled": lambda: harness(compiled),
-                "  its data pipeline alone": lambda: harness(_NoModel(entry.num_classes)),
-                "  its model alone": lambda: model_alone(fused),
-            },
-            max(1, args.repeats - 1),
-            warmup=False,
-        )
-    title = (
-        f"end to end, {E2E_MODEL} ({protocol.num_views} views x {protocol.clip_len}x{protocol.crop_size}x"
-        f"{protocol.crop_size}), {len(clips)} real videos"
-    )
-    ratios = print_ratios(title, times, "mmaction2 test loop", len(clips), "videos/s")
-    return dict(times=times, ratios=ratios)
+def bench_ttfr(args) -> dict:
+    """Time to first result of ``slowonly-zoo predict`` vs mmaction2 0.24.1's inference API, fresh processes."""
+    from end_to_end import bench_ttfr as ttfr
+
+    return ttfr(args.quick, args.repeats)
 
 
 def bench_load(args) -> dict:
@@ -633,20 +604,80 @@ def bench_train_pipeline(args) -> dict:
     return dict(times=times, ratios=ratios)
 
 
+CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+"""The CPU flags every figure depends on (fp32 vector width, native bf16), printed in the machine line."""
+
+
+def bench_export(args) -> dict:
+    """onnxruntime CPU vs the eager inference form on the same views (see the module docstring)."""
+    import onnxruntime
+    from reference import randomize_
+
+    from slowonly_zoo import deploy
+
+    name = "slowonly_r50_8x8x1_k400"
+    model = randomize_(slowonly_zoo.create_model(name), 0).eval()
+    fused = optimize_for_inference(model)
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        exported = deploy.export_model(
+            model, slowonly_zoo.get_model_info(name), folder, "onnx", view_shape=(3, 8, 224, 224)
+        )
+        export_seconds = time.perf_counter() - start
+        print(
+            f"\nexport: ONNX opset {deploy.ONNX_OPSET} of {name} (random weights) written and checked in "
+            f"{export_seconds:.0f} s; check max |logit diff| {exported.max_abs_diff:.2e}"
+        )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = onnxruntime.InferenceSession(str(exported.artefact), options, providers=["CPUExecutionProvider"])
+        shapes = [(1, 3, 8, 224, 224)] + ([] if args.quick else [(30, 3, 8, 256, 256)])
+        for shape in shapes:
+            x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+            views = x.numpy()
+
+            def run_ort(views=views):
+                return np.concatenate(
+                    [session.run(["logits"], {"video": views[i : i + 1]})[0] for i in range(len(views))]
+                )
+
+            def run_eager(x=x):
+                return zoo_forward(fused, x)
+
+            diff = (torch.from_numpy(run_ort()) - run_eager()).abs().max().item()
+            baseline = "slowonly-zoo eager (inference form)"
+            times = side_by_side({baseline: run_eager, "onnxruntime CPU": run_ort}, args.repeats)
+            ratios = print_ratios(
+                f"export: forward {shape[0]}x{tuple(shape[1:])}", times, baseline, shape[0], "views/s"
+            )
+            print(f"  max |logit diff| onnxruntime vs eager inference form: {diff:.2e}")
+            results[str(shape)] = dict(times=times, ratios=ratios, max_logit_diff=diff)
+    results["export_seconds"] = export_seconds
+    return results
+
+
 def machine() -> str:
+    """CPU model, which of :data:`CPU_FLAGS` it has, cores, threads, torch, GPU and date: the line every figure
+    needs beside it, since this project's machines differ (AVX2-only EPYC, Zen 4 with AVX-512 bf16, AMX Xeon)."""
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as info:
-            for line in info:
+            for line in info:  # the first processor's "model name" and "flags" lines
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
+    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return (
-        f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {gpu}, "
-        f"Python {platform.python_version()}"
+        f"{cpu} (flags: {have}), {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), {gpu}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
 
 
@@ -670,9 +701,11 @@ def main() -> int:
         ("forward", lambda: bench_forward(args, peak)),
         ("preprocess", lambda: bench_preprocess(args)),
         ("e2e", lambda: bench_e2e(args)),
+        ("ttfr", lambda: bench_ttfr(args)),
         ("load", lambda: bench_load(args)),
         ("memory", lambda: bench_memory(args)),
         ("train", lambda: bench_train(args)),
+        ("export", lambda: bench_export(args)),
     ):
         if section in args.only:
             results[section] = fn()

@@ -177,6 +177,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         data = entry.to_dict()
         data["cached"] = cached
         data["num_labels"] = len(entry.labels)
+        data["sources"] = _sources_tried(entry)
         _json(data)
         return EXIT_OK
     lines = [entry.name, "=" * len(entry.name)]
@@ -263,9 +264,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         add("sha256", f"{full}{' (pinned on first use)' if pinned_on_first_use(entry) else ''}" if full else None)
         add("previous names", ", ".join(ck.previous_filenames))
         add("hf hub", ck.hf_hub_id)
+        lines.append("sources tried:    in this order, the first that verifies wins")
+        lines += [f"  {i}. {s['kind']:<12}{s['location']}" for i, s in enumerate(_sources_tried(entry), 1)]
     add("weights cached", {True: "yes", False: "no", None: "?"}[cached])
     _out("\n".join(lines))
     return EXIT_OK
+
+
+def _sources_tried(entry: Any) -> list[dict[str, str]]:
+    """Where ``pretrained=True`` looks for ``entry``'s weights, in order (``weights.sources.source_plan``, after
+    the cache; offline: the cache only), for ``info``."""
+    if entry.checkpoint is None:
+        return []
+    from .weights.cache import weights_path
+    from .weights.sources import is_offline, source_plan
+
+    found = [{"kind": "cache", "location": str(weights_path(entry.name))}]
+    if is_offline():
+        return [*found, {"kind": "offline", "location": "SLOWONLY_ZOO_OFFLINE / HF_HUB_OFFLINE: nothing else"}]
+    return found + [{"kind": kind, "location": where} for kind, where in source_plan(entry)]
 
 
 def _recipe_lines(r: Any) -> list[str]:
@@ -334,7 +351,88 @@ def _check_inputs(name: str, videos: Sequence[Path]) -> None:
             check_source(entry, video)
 
 
+def _timeline_prefix(args: argparse.Namespace, video: Path) -> Path:
+    """Where ``predict --timeline`` writes VIDEO's ``.json`` / ``.csv`` / ``.png`` (the suffix is added)."""
+    if args.timeline_out:
+        return Path(args.timeline_out)
+    return Path(args.out or ".") / f"{video.stem}.timeline"
+
+
+def _check_timeline_options(args: argparse.Namespace, videos: Sequence[Path]) -> None:
+    """Refuse timeline options without ``--timeline`` and per-video outputs for several videos."""
+    if args.audio and not args.out_video:
+        raise CLIError("--audio needs --out-video")
+    if args.out_video:
+        args.timeline = True
+    if not args.timeline:
+        for attr in ("window_stride", "timeline_out", "out"):
+            if getattr(args, attr) is not None:
+                raise CLIError(f"--{attr.replace('_', '-')} needs --timeline")
+        return
+    if args.clips is not None:
+        raise CLIError("--timeline classifies one centre crop per window; leave out --clips")
+    if args.window_stride is not None and args.window_stride < 1:
+        raise CLIError(f"--window-stride must be 1 or more frames, got {args.window_stride}")
+    if args.timeline_out and args.out:
+        raise CLIError("give either --timeline-out PREFIX or --out DIR, not both")
+    if len(videos) > 1 and (args.timeline_out or args.out_video):
+        raise CLIError("--timeline-out and --out-video name one output: pass one video (or use --out DIR)")
+
+
+def _predict_timeline(args: argparse.Namespace, videos: Sequence[Path]) -> int:
+    """``predict --timeline``: per video, the windows' table (or JSON), the three files, and ``--out-video``."""
+    from .inference import load_model
+    from .timeline import check_timeline_input, plot, timeline, write_csv, write_json
+
+    for video in videos:  # refuse what cannot run before any weights are fetched
+        check_timeline_input(args.name, video)
+    model, _ = load_model(args.name, checkpoint=args.checkpoint, device=args.device)  # once, for every video
+    results: list[dict[str, Any]] = []
+    failures = 0
+    for video in videos:
+        try:
+            result = timeline(model, video, window_stride=args.window_stride, topk=args.topk, progress=None)
+            prefix = _timeline_prefix(args, video)
+            prefix.parent.mkdir(parents=True, exist_ok=True)
+            files = [
+                write_json(result, prefix.with_name(prefix.name + ".json")),
+                write_csv(result, prefix.with_name(prefix.name + ".csv")),
+                plot(result, prefix.with_name(prefix.name + ".png"), top=min(args.topk, 5)),
+            ]
+            if args.out_video:
+                from .overlay import write_labelled_video
+
+                files.append(
+                    write_labelled_video(
+                        video, args.out_video, result.windows, topk=args.topk, with_audio=args.audio, progress=None
+                    )
+                )
+        except (OSError, RuntimeError, ValueError) as exc:  # unreadable input: report it, go on with the rest
+            failures += 1
+            results.append({"video": str(video), "error": str(exc)})
+            if not args.json:
+                _err(f"error: {exc}")
+            if args.debug:
+                raise
+            continue
+        results.append({**result.to_dict(), "files": [str(f) for f in files]})
+        if not args.json:
+            _out(
+                f"{video}  ({result.model}, {len(result.windows)} windows of {result.clip_len}x"
+                f"{result.frame_interval} frames every {result.window_stride}, {result.num_frames} frames)"
+            )
+            for w in result.windows:
+                top = w.topk[0]
+                label = top.label if top.label is not None else f"<unnamed output {top.index}>"
+                _out(f"  {w.index:>4}  {w.start:9.2f} - {w.end:9.2f} s  {top.prob:7.4f}  {label}")
+            _out("wrote " + ", ".join(str(f) for f in files))
+    if args.json:
+        _json(results)
+    return EXIT_USER_ERROR if failures else EXIT_OK
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .data.threads import one_ahead
     from .inference import Predictor
     from .inputs import expand_inputs
 
@@ -342,15 +440,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.topk < 1:
         raise CLIError(f"--topk must be 1 or more, got {args.topk}")
     videos = expand_inputs(args.videos)
+    _check_timeline_options(args, videos)
     _check_inputs(args.name, videos)
+    if args.timeline:
+        return _predict_timeline(args, videos)
     predictor = Predictor(
-        args.name, checkpoint=args.checkpoint, clips=args.clips, device=args.device, batch_views=args.batch_views
+        args.name,
+        checkpoint=args.checkpoint,
+        clips=args.clips,
+        device=args.device,
+        batch_views=args.batch_views,
+        amp=args.amp,
     )
     results: list[dict[str, Any]] = []
     failures = 0
-    for video in videos:
+    for video, views in one_ahead(predictor.views_of, videos):  # the next video decodes while the model runs
         try:
-            pred = predictor.predict_one(video, args.topk)
+            pred = predictor.predict_one(video, args.topk, views())
         except (OSError, RuntimeError, ValueError) as exc:  # unreadable input: report it, go on with the rest
             failures += 1
             results.append({"video": str(video), "error": str(exc)})
@@ -362,7 +468,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         results.append(pred.to_dict())
         if not args.json:
             _out(
-                f"{video}  ({predictor.entry.name}, {pred.num_views} view{'s' if pred.num_views > 1 else ''}, "
+                f"{video}  ({predictor.entry.name}, {predictor.dtype}, {pred.num_views} "
+                f"view{'s' if pred.num_views > 1 else ''}, "
                 f"{pred.seconds:.1f} s)"
             )
             for rank, c in enumerate(pred.topk, 1):
@@ -712,6 +819,36 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from .weights.mirror import mirror
+
+    if not args.names and not args.all:
+        raise CLIError("name at least one cached model or pass --all")
+    if args.names and args.all:
+        raise CLIError("pass model names or --all, not both")
+    result = mirror(args.dir, None if args.all else args.names, force=args.force, progress=False if args.json else None)
+    if args.json:
+        _json(
+            {
+                "dir": str(result.root),
+                "lock": str(result.lock),
+                "files": [
+                    {"name": f.name, "path": str(f.path), "status": f.status, "sha256": f.sha256, "size": f.size}
+                    for f in result.files
+                ],
+            }
+        )
+        return EXIT_OK
+    for f in result.files:
+        _out(f"{f.status:>9}  {f.name}: {f.path.relative_to(result.root)} ({f.size / 1e6:.1f} MB)")
+    _out(
+        f"mirrored {len(result.files)} model(s) into {result.root}, lock file {result.lock.name}; serve it with "
+        f"`python -m http.server 8000` there and set SLOWONLY_ZOO_MIRRORS=http://HOST:8000 "
+        f"(and SLOWONLY_ZOO_LOCK=weights.lock) on the machines that use it"
+    )
+    return EXIT_OK
+
+
 def cmd_register(args: argparse.Namespace) -> int:
     from .weights.register import register_weights
 
@@ -743,6 +880,10 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format != "hub":
+        return _export_for_deployment(args)
+    if args.random_init:
+        raise CLIError("--random-init is for --format onnx / torch-export / torchscript; the hub export needs weights")
     from .weights.hub_export import export
 
     result = export(args.name, args.out, args.weights, force=args.force)
@@ -760,6 +901,35 @@ def cmd_export(args: argparse.Namespace) -> int:
         _out(
             f"exported {args.name} to {result.out_dir}: {result.weights.name}, {result.config.name}, "
             f"{result.readme.name} (source sha256 {result.source_sha256[:12]}…)"
+        )
+    return EXIT_OK
+
+
+def _export_for_deployment(args: argparse.Namespace) -> int:
+    from .deploy import CHECK_BATCH, export_for_deployment
+
+    result = export_for_deployment(
+        args.name, args.out, args.format, weights_path=args.weights, random_init=args.random_init, force=args.force
+    )
+    if args.json:
+        _json(
+            {
+                "out_dir": str(result.out_dir),
+                "format": result.format,
+                "file": str(result.artefact),
+                "readme": str(result.readme),
+                "config": str(result.config),
+                "labels": None if result.labels is None else str(result.labels),
+                "max_abs_logit_diff": result.max_abs_diff,
+                "input_shape": list(result.input_shape),
+                "dynamic_axes": list(result.dynamic_axes),
+            }
+        )
+    else:
+        _out(f"max |logit diff| = {result.max_abs_diff:.3g} (exported vs eager fp32, batch of {CHECK_BATCH})")
+        _out(
+            f"exported {args.name} as {result.format} to {result.out_dir}: {result.artefact.name}, "
+            f"{result.readme.name}, {result.config.name}" + (f", {result.labels.name}" if result.labels else "")
         )
     return EXIT_OK
 
@@ -856,6 +1026,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="video files (any format PyAV reads), frame folders, folders of videos or .txt lists",
     )
     p.add_argument("--topk", type=int, default=5, help="classes to show per video (default 5)")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 autocast: on a GPU or a CPU with native bf16 (refused where the CPU would emulate it)",
+    )
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="slide the model's clip over the whole video: top-k per window with start/end seconds, written as "
+        "JSON, CSV and a PNG plot (one centre crop per window)",
+    )
+    p.add_argument(
+        "--window-stride",
+        type=int,
+        metavar="S",
+        help="with --timeline: frames between window starts (default clip_len x frame_interval)",
+    )
+    p.add_argument(
+        "--timeline-out",
+        metavar="PREFIX",
+        help="with --timeline and one video: write PREFIX.json, PREFIX.csv, PREFIX.png "
+        "(default: VIDEO_NAME.timeline.* in --out DIR or the current folder)",
+    )
+    p.add_argument("--out", metavar="DIR", help="with --timeline: folder for the VIDEO_NAME.timeline.* files")
+    p.add_argument(
+        "--out-video",
+        metavar="OUT.mp4",
+        help="with one video: also write it with each window's top-k labels drawn on the frames (implies --timeline)",
+    )
+    p.add_argument("--audio", action="store_true", help="with --out-video: keep the source's audio")
     _add_common(p, json_help='print a JSON list of {"video", "topk": [{"index", "label", "prob"}]}')
     p.set_defaults(func=cmd_predict)
 
@@ -923,7 +1123,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ...")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N videos (the verdict is then not judged)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable video")
-    p.add_argument("--amp", action="store_true", help="autocast (not the upstream setting)")
+    p.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 autocast (not the upstream setting): on a GPU or a CPU with native bf16; refused where the CPU "
+        "would emulate it (SLOWONLY_ZOO_ALLOW_EMULATED_BF16=1 forces it)",
+    )
     p.add_argument(
         "--compile",
         action="store_true",
@@ -1029,6 +1234,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_lock)
 
+    p = sub.add_parser(
+        "mirror", help="write the cached models' original files into DIR laid out like their hosts, plus a lock file"
+    )
+    p.add_argument("dir", metavar="DIR", help="the mirror folder (created if needed); serve it with any web server")
+    p.add_argument("names", nargs="*", metavar="NAME", help="cached model names or aliases")
+    p.add_argument("--all", action="store_true", help="every cached model")
+    p.add_argument("--force", action="store_true", help="replace files in DIR that differ from the cached originals")
+    _add_common(p)
+    p.set_defaults(func=cmd_mirror)
+
     p = sub.add_parser("register", help="make your own weights a named model (an extra index entry), in one command")
     p.add_argument("weights", metavar="WEIGHTS", help="your .pth in mmaction2's layout (train's epoch_N.pth)")
     p.add_argument("--as", dest="as_name", required=True, metavar="NAME", help="the new model's name")
@@ -1047,10 +1262,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("export", help="write model.safetensors + config.json + model card (for the Hugging Face Hub)")
+    p = sub.add_parser(
+        "export",
+        help="write model.safetensors + config.json + model card (for the Hugging Face Hub), or with --format a "
+        "checked ONNX / torch.export / TorchScript model for deployment",
+    )
     p.add_argument("name", help="model name or alias")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--format",
+        choices=("hub", "onnx", "torch-export", "torchscript"),
+        default="hub",
+        help="hub (default): weights + model card; onnx / torch-export / torchscript: the inference form (BatchNorm "
+        "folded), loaded back and checked against the eager model (onnx needs pip install 'slowonly-zoo[export]')",
+    )
     p.add_argument("--weights", metavar="PATH", help="upstream .pth / .safetensors to export (default: the cache)")
+    p.add_argument(
+        "--random-init",
+        action="store_true",
+        help="with --format onnx/torch-export/torchscript: random weights, to try the export without downloading",
+    )
     p.add_argument(
         "--force",
         action="store_true",

@@ -21,6 +21,7 @@ from .errors import ConfigError
 __all__ = [
     "VARIABLES",
     "Variable",
+    "allow_emulated_bf16",
     "backoff",
     "connect_timeout",
     "dist_timeout",
@@ -108,6 +109,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "SLOWONLY_ZOO_QUIET",
         "no progress bars and no messages below errors (the CLI's `--quiet`, `slowonly_zoo.config.set_quiet`)",
+        "off",
+    ),
+    Variable(
+        "SLOWONLY_ZOO_ALLOW_EMULATED_BF16",
+        "let `--amp` run bf16 on a CPU without native bf16 (no `avx512_bf16` / `amx_bf16`), where torch emulates it "
+        "slower than fp32",
         "off",
     ),
     Variable(
@@ -250,6 +257,11 @@ def retries(default: int = 5) -> int:
 def backoff(default: float = 1.0) -> float:
     """``$SLOWONLY_ZOO_BACKOFF``: the first retry delay in seconds."""
     return env_float("SLOWONLY_ZOO_BACKOFF", default)
+
+
+def allow_emulated_bf16() -> bool:
+    """``$SLOWONLY_ZOO_ALLOW_EMULATED_BF16``: run ``--amp`` on a CPU that would emulate bf16 instead of refusing."""
+    return env_bool("SLOWONLY_ZOO_ALLOW_EMULATED_BF16", False)
 
 
 def keep_downloads() -> bool:

@@ -25,12 +25,15 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "DownloadError",
+    "EmulatedBf16Error",
+    "ExportCheckError",
     "ExportError",
     "FrameReadError",
     "HTTPAccessError",
     "InferenceError",
     "InflationError",
     "LrScheduleError",
+    "MirrorError",
     "MissingExtraError",
     "ModelIndexError",
     "ModelOptionError",
@@ -110,8 +113,8 @@ class UnsupportedModelError(SlowOnlyZooError, ValueError):
 
 
 class UnsupportedProtocolError(SlowOnlyZooError, ValueError):
-    """An entry's test protocol has a piece (FAIR's sampling, view ensemble, sigmoid scores, mAP) that this
-    command does not run yet; the message names it."""
+    """An option or a piece of an entry's test protocol that does not fit it (e.g. mmaction2's ``--sampling``
+    offsets asked of a FAIR protocol, or a sampling the data layer does not know); the message names it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -137,6 +140,11 @@ class ExportError(SlowOnlyZooError, ValueError):
     file there that an earlier export did not write, or an index entry that already exists."""
 
 
+class ExportCheckError(SlowOnlyZooError, RuntimeError):
+    """A deployment export (ONNX, torch.export, TorchScript) did not load back, or its logits differ from the eager
+    model's by more than the tolerance; the file is not kept."""
+
+
 class DownloadError(SlowOnlyZooError, RuntimeError):
     """A download failed; the message says why and what to try next. No file is left at the destination."""
 
@@ -151,6 +159,12 @@ class HTTPAccessError(DownloadError):
 
 class ChecksumMismatchError(DownloadError):
     """The downloaded bytes do not hash to the expected sha256 prefix (the file was deleted)."""
+
+
+class MirrorError(SlowOnlyZooError, ValueError):
+    """``mirror`` cannot write what was asked: a model not in the cache, a cached model whose original file was
+    not kept (a mirror must serve the original bytes), or a file in the folder that differs (without ``force``).
+    Nothing is written then."""
 
 
 class WeightsNotFoundError(SlowOnlyZooError, RuntimeError):
@@ -208,6 +222,10 @@ class InferenceError(SlowOnlyZooError, ValueError):
 
 class DeviceError(SlowOnlyZooError, ValueError):
     """A device torch does not know (``--device gpu``), or one this machine does not have (CUDA without a GPU)."""
+
+
+class EmulatedBf16Error(DeviceError):
+    """``--amp`` (bf16) asked for on a CPU without native bf16, where torch would emulate it slower than fp32."""
 
 
 class BadInputError(SlowOnlyZooError, RuntimeError):

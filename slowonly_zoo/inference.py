@@ -9,8 +9,12 @@ Inputs are video files (any container and codec PyAV reads) or frame folders (``
 pipeline (:class:`slowonly_zoo.data.pipeline.TestPipeline`) unless asked otherwise:
 
 * ``clips=None``: the full test protocol (10 clips x 3 crops = 30 views for most models), softmax per view, then
-  the mean over views (upstream's ``average_clips='prob'``). These are the numbers ``verify`` measures.
-* ``clips=N``: ``N`` uniformly sampled clips with a single centre crop (``clips=1`` is the fast mode: one view).
+  the mean over views (upstream's ``average_clips='prob'``). These are the numbers ``verify`` measures. FAIR's
+  entries use their own protocol the same way (PySlowFast's frame sampling and crops; sigmoid scores and the
+  maximum over views for Charades, whose classes are not exclusive; the sum over views of the Kinetics and SSv2
+  models is shown divided by the number of views, so scores stay in [0, 1]; see :mod:`slowonly_zoo.models.ensemble`).
+* ``clips=N``: ``N`` clips with a single centre crop (``clips=1`` is the fast mode: one view), spread as the
+  entry's sampling spreads them (for PySlowFast's sampling a single clip starts at the first frame, as there).
 
 Two deliberate differences from the test protocol, both for user videos only:
 
@@ -38,10 +42,12 @@ from torch import nn
 from .data.formats import FRAME_SUFFIXES
 from .data.pipeline import FramePlan, TestPipeline
 from .data.rawframes import find_rgb_template
-from .errors import InferenceError, UnsupportedProtocolError
+from .data.threads import one_ahead
+from .errors import InferenceError
 from .index import ModelEntry, TestProtocol, get_model_info
+from .models.ensemble import combine_views, outputs_probabilities, view_scores
 from .progress import progress_bar
-from .runtime import forward_views, resolve_device
+from .runtime import amp_dtype_name, check_amp, forward_views, resolve_device
 
 __all__ = [
     "ClassScore",
@@ -74,9 +80,9 @@ class ClassScore:
 class Prediction:
     """The classification of one input.
 
-    ``probs`` is the full averaged probability vector (``num_classes``), ``topk`` the best named classes in
-    decreasing order. ``unlabelled_prob`` is the probability mass on head outputs without a class name (GYM99's
-    400-way heads), 0 otherwise.
+    ``probs`` is the full combined score vector (``num_classes``; the entry's view ensemble, see the module
+    docstring), ``topk`` the best named classes in decreasing order. ``unlabelled_prob`` is the probability mass on
+    head outputs without a class name (GYM99's 400-way heads), 0 otherwise.
     """
 
     video: str
@@ -182,13 +188,6 @@ def inference_protocol(entry: ModelEntry, clips: int | None = None) -> TestProto
     protocol = entry.protocol
     if protocol is None:
         raise InferenceError(f"{entry.name} has no test protocol in the index, so it cannot run on videos")
-    if not protocol.is_mmaction2:
-        # FAIR's sampling / view ensemble / sigmoid are not run yet; mmaction2's in their place would give other
-        # scores than FAIR's without saying so
-        raise UnsupportedProtocolError(
-            f"predict does not run {entry.name}'s test protocol yet ({', '.join(protocol.fair_pieces())}); "
-            "build the model with create_model(name, checkpoint_path=...) and feed it your own clips"
-        )
     if protocol.resize_short is None:
         protocol = dataclasses.replace(protocol, resize_short=protocol.crop_size)
     if clips is not None:
@@ -269,10 +268,14 @@ class Predictor:
         entry: ModelEntry | None = None,
         batch_views: int = 30,
         progress: bool | None = None,
+        amp: bool = False,
     ) -> None:
         self.progress = progress
+        self.amp = bool(amp)
+        check_amp(resolve_device(device), self.amp)  # before loading: bf16 the CPU would emulate is refused
         self.model, self.entry = load_model(model_or_name, checkpoint=checkpoint, device=device, entry=entry)
         self.device = next(self.model.parameters()).device
+        self.dtype = amp_dtype_name(self.amp)
         self.protocol = inference_protocol(self.entry, clips)
         from .factory import class_names_of
 
@@ -280,25 +283,38 @@ class Predictor:
         # longer fit; an entry passed explicitly names a model without names of the same head size
         self.labels = class_names_of(self.model, entry)
         self.batch_views = max(1, int(batch_views))
+        self.outputs_probabilities = outputs_probabilities(self.model)  # a 'pyslowfast' head: no second softmax
 
-    def probabilities(self, source: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
-        """Averaged class probabilities (softmax per view, mean over views) and the number of views."""
+    def views_of(self, source: str | os.PathLike[str]) -> torch.Tensor:
+        """The input's test views (V, C, T, H, W) under this predictor's protocol (decoding, no model)."""
         path = Path(source)
-        views = input_pipeline(self.protocol, self.entry, path)(path)
+        return input_pipeline(self.protocol, self.entry, path)(path)
+
+    def probabilities(
+        self, source: str | os.PathLike[str], views: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Combined class scores (the protocol's activation per view, its view ensemble over views; mmaction2's:
+        softmax, mean) and the number of views. ``views``: the source's views when already decoded."""
+        path = Path(source)
+        views = self.views_of(path) if views is None else views
         n = int(views.shape[0])
         with progress_bar(total=n, desc=path.name, unit="view", leave=False, progress=self.progress) as bar:
-            logits = forward_views(self.model, views, self.device, self.batch_views, on_chunk=bar.update)
-        probs = torch.softmax(logits, dim=-1).mean(dim=0)
+            logits = forward_views(self.model, views, self.device, self.batch_views, amp=self.amp, on_chunk=bar.update)
+        scores = view_scores(logits, self.protocol.score_activation, self.outputs_probabilities)
+        probs = combine_views(scores, self.protocol.view_ensemble)
         if not bool(torch.isfinite(probs).all()):  # never rank NaNs: a broken checkpoint or input is an error
             raise InferenceError(
                 f"{path}: the model's scores are not finite (NaN or infinite); check the checkpoint and the input"
             )
         return probs.cpu().numpy().astype(np.float64), int(views.shape[0])
 
-    def predict_one(self, source: str | os.PathLike[str], topk: int = 5) -> Prediction:
-        """Top-``topk`` named classes of one input (see :class:`Prediction`)."""
+    def predict_one(
+        self, source: str | os.PathLike[str], topk: int = 5, views: torch.Tensor | None = None
+    ) -> Prediction:
+        """Top-``topk`` named classes of one input (see :class:`Prediction`); ``views``: already decoded (then
+        ``seconds`` leaves the decoding out)."""
         t0 = time.perf_counter()
-        probs, num_views = self.probabilities(source)
+        probs, num_views = self.probabilities(source, views)
         named = len(self.labels) if self.labels else len(probs)
         ranked = np.argsort(-probs[:named], kind="stable")[: max(1, int(topk))]
         top = [ClassScore(int(i), self.labels[i] if i < len(self.labels) else None, float(probs[i])) for i in ranked]
@@ -314,6 +330,7 @@ def predict(
     topk: int = 5,
     clips: int | None = None,
     device: str | torch.device | None = None,
+    amp: bool = False,
 ) -> list[Prediction]:
     """Classify videos (or frame folders) with a zoo model.
 
@@ -325,6 +342,7 @@ def predict(
         topk: how many classes to return per video.
         clips: None = the model's full test protocol; ``N`` = ``N`` clips with a centre crop (1 = fast mode).
         device: default: the GPU when there is one.
+        amp: bf16 autocast (CUDA, or a CPU with native bf16; see :func:`slowonly_zoo.runtime.check_amp`).
 
     Raises :class:`InferenceError` for inputs the model cannot use, and the data layer's
     ``VideoDecodeError`` / ``FrameReadError`` (naming the file and the decoder's reason) for unreadable ones.
@@ -335,5 +353,6 @@ def predict(
         if not entry.is_ensemble:
             for item in items:
                 check_source(entry, item)
-    predictor = Predictor(model_or_name, checkpoint=checkpoint, clips=clips, device=device)
-    return [predictor.predict_one(v, topk) for v in items]
+    predictor = Predictor(model_or_name, checkpoint=checkpoint, clips=clips, device=device, amp=amp)
+    # the next input is decoded while the model runs on this one
+    return [predictor.predict_one(v, topk, views()) for v, views in one_ahead(predictor.views_of, items)]

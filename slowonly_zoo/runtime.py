@@ -7,6 +7,10 @@ set (``torchrun`` sets it for each process, so each rank takes its own GPU) and 
 index (``"cuda:1"``) is used as given. Asking for CUDA without a GPU, for a GPU this machine does not have, or for a
 device torch does not know (``"gpu"``) is a :class:`DeviceError` that says what to pass instead.
 
+bf16 rule (:func:`check_amp`): ``amp`` (bf16 autocast) runs on CUDA and on CPUs with native bf16 (``avx512_bf16``,
+``amx_bf16``, or Arm's ``bf16``); elsewhere torch emulates bf16 slower than fp32, so it is an
+:class:`EmulatedBf16Error` unless ``SLOWONLY_ZOO_ALLOW_EMULATED_BF16=1``.
+
 Chunking rule (:func:`forward_views`): views go through the model
 :func:`~slowonly_zoo.models.fuse.views_per_forward` at a time (the whole batch on accelerators, one view on CPU,
 which is faster there); the outputs do not depend on it.
@@ -14,16 +18,61 @@ which is faster there); the outputs do not depend on it.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 
-from .errors import DeviceError
+from . import config
+from .errors import DeviceError, EmulatedBf16Error
 from .models.fuse import views_per_forward
 
-__all__ = ["DeviceError", "forward_views", "resolve_device"]
+__all__ = ["DeviceError", "EmulatedBf16Error", "amp_dtype_name", "check_amp", "cpu_has_native_bf16", "forward_views"]
+__all__ += ["resolve_device"]
+
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+"""``/proc/cpuinfo`` flags (x86 ``flags``, Arm ``Features``) of CPUs that compute in bf16 natively."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """This CPU's feature flags from ``/proc/cpuinfo`` (empty where there is no such file: not Linux)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() in ("flags", "features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (see :data:`NATIVE_BF16_FLAGS`)."""
+    return bool(cpu_flags() & NATIVE_BF16_FLAGS)
+
+
+def check_amp(device: torch.device, amp: bool) -> None:
+    """The one place that decides whether ``amp`` (bf16 autocast) may run on ``device`` (the module's bf16 rule).
+
+    Raises :class:`EmulatedBf16Error` on a CPU without native bf16, unless ``SLOWONLY_ZOO_ALLOW_EMULATED_BF16=1``.
+    """
+    if not amp or device.type != "cpu" or cpu_has_native_bf16() or config.allow_emulated_bf16():
+        return
+    raise EmulatedBf16Error(
+        "--amp runs the model in bf16, but this CPU has no native bf16 (no avx512_bf16 or amx_bf16 flag), so torch "
+        "would emulate it, slower than fp32; run without --amp (fp32 is the upstream setting), on a GPU or a CPU "
+        "with native bf16, or set SLOWONLY_ZOO_ALLOW_EMULATED_BF16=1 to run it emulated anyway"
+    )
+
+
+def amp_dtype_name(amp: bool) -> str:
+    """The compute dtype a run reports: ``bfloat16`` under ``amp`` (autocast), else ``float32``."""
+    return "bfloat16" if amp else "float32"
 
 
 def _local_rank() -> int:

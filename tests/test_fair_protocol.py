@@ -1,5 +1,5 @@
-"""FAIR's test protocols: their samplers (pure functions), the FAIR head modes on feature maps, and the commands
-that do not run FAIR's protocols yet refusing them by name instead of running mmaction2's."""
+"""FAIR's test protocols: the segment sampler, the FAIR head modes on feature maps, and the CLI's provenance
+filter (verify and predict on FAIR's protocols: tests/test_fair_protocols.py)."""
 
 from __future__ import annotations
 
@@ -7,29 +7,10 @@ import json
 import subprocess
 import sys
 
-import numpy as np
-import pytest
 import torch
 
-from slowonly_zoo import get_model_info
-from slowonly_zoo.data.pipeline import TestPipeline
-from slowonly_zoo.data.sampling import pyslowfast_decoder_indices, segment_middle_indices
-from slowonly_zoo.errors import UnsupportedProtocolError
-from slowonly_zoo.inference import inference_protocol
+from slowonly_zoo.data.sampling import segment_middle_indices
 from slowonly_zoo.models.head import I3DHead
-
-
-def test_pyslowfast_decoder_spreads_frames_over_a_30_fps_window() -> None:
-    # 30-fps video: 8 frames 8 apart; clip k starts at delta * k / 10 with delta = 299 - 56
-    idx = pyslowfast_decoder_indices(300, 30.0, 8, 8, 10)
-    assert idx.shape == (10, 8)
-    assert np.array_equal(idx[0], np.arange(0, 57, 8))
-    assert np.array_equal(idx[:, 0], (243 * np.arange(10) / 10).astype(np.int64))
-    assert (np.diff(idx, axis=1) == 8).all()
-    # a 60-fps video: the same 64/30 s span covers twice the frames
-    assert np.array_equal(pyslowfast_decoder_indices(600, 60.0, 8, 8, 1)[0], np.arange(0, 113, 16))
-    short = pyslowfast_decoder_indices(20, 30.0, 8, 8, 10)  # shorter than a clip: every clip from frame 0
-    assert (short[:, 0] == 0).all() and short.max() == 19
 
 
 def test_segment_middle_takes_the_middle_of_each_segment() -> None:
@@ -60,32 +41,6 @@ def test_fair_heads_at_224_equal_the_global_head_and_differ_at_256() -> None:
         assert torch.allclose(heads["pytorchvideo"](feats), heads["global"].fc(windows), atol=1e-5)
         heads["pyslowfast"].train()
         assert torch.allclose(heads["pyslowfast"](feats), heads["global"].fc(windows), atol=1e-5)  # logits
-
-
-def test_commands_refuse_fair_protocols_by_name() -> None:
-    for name in (
-        "slow_r50_8x8_k400_pyslowfast",
-        "slow_r50_8x8_ssv2_pytorchvideo",
-        "slow_r50_8x8_charades_pytorchvideo",
-    ):
-        entry = get_model_info(name)
-        with pytest.raises(UnsupportedProtocolError, match="predict does not run"):
-            inference_protocol(entry)
-        with pytest.raises(UnsupportedProtocolError, match=entry.protocol.sampling):
-            TestPipeline(entry.protocol)
-    with pytest.raises(UnsupportedProtocolError, match="max over views, sigmoid scores, mAP as the metric"):
-        inference_protocol(get_model_info("slow_r50_8x8_charades_pytorchvideo"))
-    plan = lambda total, start: segment_middle_indices(total, 8) + start  # noqa: E731
-    assert TestPipeline(get_model_info("slow_r50_8x8_ssv2_pytorchvideo").protocol, frame_plan=plan)
-
-
-def test_verify_refuses_fair_protocols(tmp_path) -> None:
-    from slowonly_zoo.evaluation import verify
-
-    (tmp_path / "list.txt").write_text("a.mp4 0\n")
-    with pytest.raises(UnsupportedProtocolError, match="verify does not run"):
-        verify("slow_r50_8x8_k400_pytorchvideo", data_root=tmp_path, ann_file=tmp_path / "list.txt",
-               checkpoint=tmp_path / "missing.pyth", out=tmp_path / "out")  # fmt: skip
 
 
 def test_cli_list_filters_by_provenance() -> None:

@@ -500,12 +500,14 @@ FAIR: tuple[FairFacts, ...] = (
               (None, None, 34.72), _PTV_ZOO_FILE, 41),
 )
 # fmt: on
-# The head of each provenance's published model (../shared/reference/fair_slow_checkpoints.md section 3): the
-# pytorchvideo files load into pytorchvideo's create_resnet / hub slow_r50 (mean of per-position logits), the Caffe2
-# files into PySlowFast's ResNet (eval: mean of per-position softmax). Note: PySlowFast's PTVResNet wrapper, which
-# computed the pytorchvideo files' reported numbers, also applies its softmax/sigmoid per position before the mean
-# (SlowFast slowfast/models/ptv_model_builder.py PTVResNet.forward); 'pyslowfast' here would reproduce that instead.
-FAIR_HEAD_MODE = {_PTV: "pytorchvideo", _PYSF: "pyslowfast"}
+# The head that reproduces each provenance's reported numbers (../shared/reference/fair_slow_checkpoints.md sections
+# 1b, 3): the Caffe2 files ran in PySlowFast's ResNet (eval: mean of the per-position softmax/sigmoid); the
+# pytorchvideo files' numbers come from PySlowFast's test workflow too (pytorchvideo docs/source/model_zoo.md:
+# "conducted by PySlowFast workflow"), whose PTVResNet wrapper builds the net without global averaging and, in eval,
+# applies the softmax/sigmoid per position before the mean (SlowFast slowfast/models/ptv_model_builder.py
+# PTVResNet.forward). So both are 'pyslowfast'; the 'pytorchvideo' head mode (mean of per-position logits,
+# pytorchvideo's hub slow_r50) stays available in slowonly_zoo/models/head.py for parity with pytorchvideo's modules.
+FAIR_HEAD_MODE = {_PTV: "pyslowfast", _PYSF: "pyslowfast"}
 
 # Recorded so that a look-up explains why it cannot be built. pytorchvideo hub `slow_r50_detection`.
 FAIR_UNSUPPORTED_AVA = ModelEntry(

@@ -3,7 +3,9 @@
 * video list (``VideoDataset``): ``relative/path.mp4 label``;
 * rawframe list (``RawframeDataset``): ``frame_dir total_frames label``;
 * the Kinetics-400 validation list of the upstream README note: ``video_id, num_frames, label_index`` (commas
-  optional), i.e. the rawframe layout, where ``video_id`` may name a video file without its extension.
+  optional), i.e. the rawframe layout, where ``video_id`` may name a video file without its extension;
+* multi-label lists (``multi_label=True``; mmaction2's ``multi_class`` datasets, e.g. Charades): ``path label1
+  label2 ...`` or, with ``source_format='rawframes'``, ``frame_dir total_frames label1 label2 ...``.
 
 Fields are separated by whitespace and/or commas; blank lines are skipped. A malformed line raises
 :class:`AnnotationError` naming the file and the line. One rule for each kind of hostile list, for every reader of
@@ -45,6 +47,7 @@ class Annotation:
     label: int
     total_frames: int | None = None
     line: int = field(default=0, compare=False)
+    labels: tuple[int, ...] = ()  #: every label of a multi-label list's line (``label`` is the first); () otherwise
 
 
 def _int(field: str, what: str, path: str | os.PathLike[str], line_no: int, text: str) -> int:
@@ -75,13 +78,18 @@ def read_list_text(path: str | os.PathLike[str]) -> str:
 
 
 def read_annotations(
-    path: str | os.PathLike[str], source_format: str = "auto", num_classes: int | None = None
+    path: str | os.PathLike[str],
+    source_format: str = "auto",
+    num_classes: int | None = None,
+    multi_label: bool = False,
 ) -> list[Annotation]:
     """Read an annotation list.
 
     ``source_format='video'`` expects ``path label``; ``'rawframes'`` expects ``frame_dir total_frames label``
     (also the K400 validation list); ``'auto'`` decides per file from the first line's field count (2 or 3).
     ``num_classes``: refuse labels outside ``0 .. num_classes - 1`` (see the module docstring for the other rules).
+    ``multi_label``: every line lists one or more labels after the path (and, for ``'rawframes'``, the frame count;
+    ``'auto'`` reads such a list as a video list); each annotation's ``labels`` holds them all.
     """
     check_source_format(source_format)
     path = Path(path)
@@ -97,6 +105,9 @@ def read_annotations(
         if not line:
             continue
         fields = [f for f in _SPLIT.split(line) if f]
+        if multi_label:
+            out.append(_multi_label_line(fields, source_format, num_classes, path, line_no, raw, first_line))
+            continue
         if expected is None:
             if len(fields) not in (2, 3):
                 raise AnnotationError(
@@ -130,3 +141,33 @@ def read_annotations(
         first_line[sid] = line_no
         out.append(Annotation(sid, label, total, line_no))
     return out
+
+
+def _multi_label_line(
+    fields: list[str],
+    source_format: str,
+    num_classes: int | None,
+    path: Path,
+    line_no: int,
+    raw: str,
+    first_line: dict[str, int],
+) -> Annotation:
+    """One line of a multi-label list: ``path label...`` or ``frame_dir total_frames label...``."""
+    head = 2 if source_format == "rawframes" else 1
+    if len(fields) <= head:
+        layout = "'frame_dir total_frames label...'" if head == 2 else "'path label...'"
+        raise AnnotationError(path, line_no, f"expected {layout} with at least one label", raw)
+    total = _int(fields[1], "total_frames", path, line_no, raw) if head == 2 else None
+    labels = tuple(_int(f, "label", path, line_no, raw) for f in fields[head:])
+    bad = [lab for lab in labels if num_classes is not None and lab >= num_classes]
+    if bad and num_classes is not None:
+        raise AnnotationError(
+            path, line_no, f"label {bad[0]} is outside 0..{num_classes - 1} (the model has {num_classes} classes)", raw
+        )
+    sid = fields[0]
+    if sid in first_line:
+        raise AnnotationError(
+            path, line_no, f"{sid!r} is already listed on line {first_line[sid]}; list each video once", raw
+        )
+    first_line[sid] = line_no
+    return Annotation(sid, labels[0], total, line_no, labels)

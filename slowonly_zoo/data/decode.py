@@ -145,6 +145,20 @@ class VideoFile:
         """Coded frame width from the stream header."""
         return int(self._stream.codec_context.width)
 
+    @property
+    def fps(self) -> float | None:
+        """The stream's average frame rate (what PySlowFast's decoder reads: ``float(stream.average_rate)``), or
+        None when the header gives none."""
+        rate = self._stream.average_rate
+        return float(rate) if rate else None
+
+    @property
+    def pts_per_frame(self) -> float | None:
+        """Stream duration / declared frame count, in time-base units (PySlowFast's decoder's "timebase" for
+        seeking a clip), or None when the stream declares no duration or no frame count (then it decodes all)."""
+        duration, frames = self._stream.duration, int(self._stream.frames or 0)
+        return duration / frames if duration is not None and frames > 0 else None
+
     def _frames(self) -> Iterable[av.VideoFrame]:
         codec = self._stream.codec_context
         for packet in self._packets:

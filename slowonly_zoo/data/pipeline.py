@@ -17,11 +17,24 @@ It is upstream's test pipeline (mmaction2 0.x ``configs/recognition/slowonly/*.p
 There is one code path and it streams: step 3 runs in a background thread while steps 4-6 run frame by frame as
 frames arrive (see :mod:`.views`). :meth:`TestPipeline.run` also returns the :class:`ClipPlan` (frame count and
 sampled indices) for callers that record where each clip starts.
+
+FAIR's protocols (index Sampling 'pyslowfast-decoder' / 'segment-middle', ../shared/reference/fair_slow_checkpoints.md
+section 1c) run through the same path with PySlowFast's rules in steps 2, 4 and 6: the frames of
+:func:`.sampling.pyslowfast_decoder_indices` (with the video's frame rate and time base) or
+:func:`.sampling.segment_middle_indices`; the short side scaled to ``resize_short`` with the long side
+``floor(long / short * S)`` and no resize when the short side already is ``S`` (SlowFast
+``slowfast/datasets/transform.py`` ``random_short_side_scale_jitter``); crops at ``ceil((side - S) / 2)`` and the two
+ends of the long side, in ``spatial_idx`` order 0, 1, 2 (``uniform_crop``). One difference remains: PySlowFast
+resizes the normalised float frames with ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``,
+this pipeline resizes the uint8 frames with OpenCV's bilinear (the same half-pixel sampling grid, 11-bit weights,
+rounded to uint8) and normalises after, so pixels differ by under one grey level (at most 0.79 / 255 / 0.225 in
+normalised units on the clip of tests/test_fair_protocols.py); exact parity would need a float resize of every frame.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,18 +43,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..errors import UnsupportedProtocolError
 from ..index.records import MMACTION2_SAMPLINGS
 from .decode import VideoFile
 from .formats import check_source_format, format_of
 from .rawframes import FLOW_TEMPLATE, RGB_TEMPLATE, count_rawframes, iter_flow_frames, iter_rgb_frames
-from .sampling import SAMPLINGS, sample_frame_indices
+from .sampling import SAMPLINGS, pyslowfast_decoder_indices, sample_frame_indices, segment_middle_indices
 from .transforms import Normalizer, center_crop_offset, resize_short_side_size, three_crop_offsets
 from .views import ViewWriter, assemble_views
 
 if TYPE_CHECKING:
     from ..index import TestProtocol
 
-__all__ = ["ClipPlan", "FramePlan", "TestPipeline", "normalize_views"]
+__all__ = ["ClipPlan", "FramePlan", "TestPipeline", "fair_crop_offsets", "normalize_views"]
 
 FramePlan = Callable[[int, int], np.ndarray]
 """``(total_frames, start_index) -> frame indices (num_clips, clip_len)``, start index included: which frames make
@@ -56,6 +70,20 @@ class ClipPlan:
     total_frames: int
     start_index: int  #: number of the first frame (0 for videos, the protocol's for frame folders)
     indices: np.ndarray  #: (num_clips, clip_len) sampled frame numbers, ``start_index`` included
+
+
+def fair_crop_offsets(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
+    """``(top, left)`` of PySlowFast's test crops (SlowFast ``slowfast/datasets/transform.py`` ``uniform_crop``):
+    centre at ``ceil((side - size) / 2)``; with 3 crops, ``spatial_idx`` 0, 1, 2 = top, centre, bottom when the
+    frame is taller than wide, else left, centre, right. One crop is the centre one (``spatial_idx`` 1)."""
+    if height < size or width < size:
+        raise ValueError(f"a {size}x{size} crop does not fit a {height}x{width} frame")
+    top, left = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
+    if num_crops == 1:
+        return [(top, left)]
+    if height > width:
+        return [(0, left), (top, left), (height - size, left)]
+    return [(top, 0), (top, left), (top, width - size)]
 
 
 def _modality(protocol: TestProtocol) -> str:
@@ -126,12 +154,11 @@ class TestPipeline:
     ) -> None:
         if sampling is not None and sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; choose one of {SAMPLINGS}")
-        if frame_plan is None and getattr(protocol, "sampling", "mmaction0x") not in MMACTION2_SAMPLINGS:
-            from ..errors import UnsupportedProtocolError
-
+        self.fair = getattr(protocol, "sampling", "mmaction0x") not in MMACTION2_SAMPLINGS
+        if sampling is not None and self.fair:
             raise UnsupportedProtocolError(
-                f"the test pipeline does not sample {protocol.sampling!r} clips yet (FAIR's protocol); pass a "
-                "frame_plan (see slowonly_zoo.data.sampling.pyslowfast_decoder_indices / segment_middle_indices)"
+                f"sampling={sampling!r} chooses between mmaction2's test offsets; this protocol samples "
+                f"{protocol.sampling!r} clips (FAIR's), so leave sampling unset"
             )
         check_source_format(source_format)
         if protocol.crop not in ("three", "center"):
@@ -172,25 +199,50 @@ class TestPipeline:
             return self.protocol.filename_tmpl
         return FLOW_TEMPLATE if self.modality == "flow" else RGB_TEMPLATE
 
-    def frame_indices(self, total_frames: int, start_index: int = 0) -> np.ndarray:
-        """Sampled frame indices ``(num_clips, clip_len)``: the ``frame_plan``'s, or the protocol's test clips."""
+    def frame_indices(
+        self, total_frames: int, start_index: int = 0, fps: float | None = None, pts_per_frame: float | None = None
+    ) -> np.ndarray:
+        """Sampled frame indices ``(num_clips, clip_len)``: the ``frame_plan``'s, or the protocol's test clips.
+
+        ``fps`` / ``pts_per_frame``: the video's average frame rate and time base per frame, which PySlowFast's
+        decoder sampling needs (:func:`.sampling.pyslowfast_decoder_indices`); frame folders have neither, and are
+        taken to hold frames at the protocol's ``target_fps``, sampled like a video without a declared duration."""
         if self.frame_plan is not None:
             indices = np.asarray(self.frame_plan(total_frames, start_index))
             if indices.ndim != 2 or indices.size == 0:
                 raise ValueError(f"a frame plan must give (num_clips, clip_len) indices, got shape {indices.shape}")
             return indices
         p = self.protocol
+        if p.sampling == "pyslowfast-decoder":
+            target = float(p.target_fps or 30.0)
+            inds = pyslowfast_decoder_indices(
+                total_frames, fps or target, p.clip_len, p.frame_interval, p.num_clips, target, pts_per_frame
+            )
+            return inds + start_index
+        if p.sampling == "segment-middle":
+            return np.repeat(segment_middle_indices(total_frames, p.clip_len), p.num_clips, axis=0) + start_index
+        if self.fair:
+            raise UnsupportedProtocolError(f"the test pipeline does not know the sampling {p.sampling!r}")
         return sample_frame_indices(total_frames, p.clip_len, p.frame_interval, p.num_clips, start_index, self.sampling)
 
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         """Frame size after the protocol's resize (unchanged when it has none)."""
         if self.protocol.resize_short is None:
             return height, width
-        return resize_short_side_size(height, width, int(self.protocol.resize_short))
+        size = int(self.protocol.resize_short)
+        if self.fair:  # SlowFast transform.py random_short_side_scale_jitter: floor, and no-op at the size
+            if (width <= height and width == size) or (height <= width and height == size):
+                return height, width
+            if width < height:
+                return math.floor(float(height) / width * size), size
+            return size, math.floor(float(width) / height * size)
+        return resize_short_side_size(height, width, size)
 
     def crop_offsets(self, height: int, width: int) -> list[tuple[int, int]]:
         """``(top, left)`` of each crop on a resized frame, in upstream's order."""
         size = int(self.protocol.crop_size)
+        if self.fair:
+            return fair_crop_offsets(height, width, size, 3 if self.protocol.crop == "three" else 1)
         if self.protocol.crop == "three":
             return three_crop_offsets(height, width, size)
         return [center_crop_offset(height, width, size)]
@@ -242,7 +294,8 @@ class TestPipeline:
                 raise ValueError(f"a flow protocol needs a frame folder of x_/y_ JPEGs, got the video file {source}")
             with VideoFile(source) as video:
                 total = len(video)
-                plan = ClipPlan(source_format, total, start, self.frame_indices(total, start))
+                indices = self.frame_indices(total, start, video.fps, video.pts_per_frame)
+                plan = ClipPlan(source_format, total, start, indices)
                 distinct = np.unique(plan.indices.reshape(-1))
                 return plan, self._assemble(_numbered(video.iter_frames(distinct)), plan.indices)
         tmpl = self.filename_tmpl()

@@ -6,13 +6,18 @@ every number in the upstream 0.x README. ``'pyslowfast'`` is mmaction2 1.x's tes
 spaced offsets, mmaction 1.2.0 ``mmaction/datasets/transforms/loading.py`` ``SampleFrames._get_test_clips``): the
 test pipeline uses it for the index's 1.x entries (protocol Sampling 'mmaction1x'); on 0.x entries it is a
 comparison only and does **not** reproduce their README numbers.
+
+FAIR's protocols have their own samplers below: PySlowFast's decoder (:func:`pyslowfast_decoder_indices`, which needs
+the video's frame rate and time base) and the middle frame of each segment (:func:`segment_middle_indices`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
+import torch
 
 __all__ = [
     "SAMPLINGS",
@@ -84,48 +89,91 @@ def sample_frame_indices(
 
 
 # ----------------------------------------------------------------------------------------------------------
-# FAIR's test sampling (index protocols with Sampling 'pyslowfast-decoder' / 'segment-middle'). Frame plans for
-# TestPipeline(frame_plan=...); verify and predict do not run FAIR's protocols yet (they refuse those entries).
+# FAIR's test sampling (index protocols with Sampling 'pyslowfast-decoder' / 'segment-middle'); TestPipeline uses
+# them for those protocols, with the video's own frame rate and time base (slowonly_zoo/data/pipeline.py).
 # ----------------------------------------------------------------------------------------------------------
 
 
-def pyslowfast_decoder_indices(
-    total_frames: int, fps: float, clip_len: int, frame_interval: int, num_clips: int, target_fps: float = 30.0
-) -> np.ndarray:
-    """0-based frame indices ``(num_clips, clip_len)`` as PySlowFast's test decoder picks them (SlowFast
-    ``slowfast/datasets/decoder.py`` ``get_start_end_idx`` and ``temporal_sampling``, as
-    ../shared/reference/fair_slow_checkpoints.md section 1c reads them).
-
-    The clip spans ``frame_interval * (clip_len - 1)`` frames at ``target_fps``, i.e. ``window = frame_interval *
-    (clip_len - 1) * fps / target_fps`` frames of the video; clip ``k`` starts at ``delta * k / num_clips`` with
-    ``delta = max(total_frames - 1 - window, 0)``; its frames are ``linspace(start, start + window, clip_len)``,
-    clamped to the video and truncated to integers (``torch.linspace(...).clamp(...).long()``).
-
-    This is the window model of the reference notes, not yet PySlowFast's exact indices, which depend on its
-    version and decoding backend: e.g. its current PyAV path decodes ``ceil(frame_interval * (clip_len - 1) * fps /
-    target_fps)`` frames from the clip start, then takes ``linspace(0, frame_interval * clip_len * fps / target_fps
-    - 1, clip_len)`` clamped into them (SlowFast ``slowfast/datasets/decoder.py`` ``pyav_decode``, ``decode``), so
-    its last frame can repeat. verify and predict do not run FAIR's protocols until that is settled.
-    """
+def _check_fair(total_frames: int, fps: float, clip_len: int, frame_interval: int, num_clips: int, target_fps: float):
     if total_frames <= 0 or fps <= 0 or target_fps <= 0:
         raise ValueError(f"total_frames, fps and target_fps must be positive, got {total_frames}, {fps}, {target_fps}")
     if clip_len <= 0 or frame_interval <= 0 or num_clips <= 0:
         raise ValueError(
             f"clip_len, frame_interval and num_clips must be positive, got {clip_len}, {frame_interval}, {num_clips}"
         )
-    window = frame_interval * (clip_len - 1) * fps / target_fps
-    delta = max(total_frames - 1 - window, 0.0)
-    starts = delta * np.arange(num_clips) / num_clips
-    step = window / (clip_len - 1) if clip_len > 1 else 0.0  # torch.linspace's step (exact for integer spans)
-    indices = starts[:, None] + step * np.arange(clip_len)[None, :]
-    return np.clip(indices, 0, total_frames - 1).astype(np.int64)
+
+
+def _linspace_long(start: float, end: float, steps: int, last: int) -> np.ndarray:
+    """SlowFast ``slowfast/datasets/decoder.py`` ``temporal_sampling``: ``torch.linspace`` (float32, torch's own
+    arithmetic), clamped to ``[0, last]``, then ``.long()`` (truncation toward zero)."""
+    index = torch.linspace(start, end, steps)
+    return torch.clamp(index, 0, last).long().numpy()
+
+
+def pyslowfast_decoder_indices(
+    total_frames: int,
+    fps: float,
+    clip_len: int,
+    frame_interval: int,
+    num_clips: int,
+    target_fps: float = 30.0,
+    pts_per_frame: float | None = None,
+) -> np.ndarray:
+    """0-based frame indices ``(num_clips, clip_len)`` of PySlowFast's test clips (Kinetics ``kinetics.py`` test
+    mode, whose frames come from SlowFast ``slowfast/datasets/decoder.py`` ``decode`` with its PyAV backend).
+
+    The rules, each from that file:
+
+    * ``get_start_end_idx(video_size, clip_size, clip_idx, num_clips)``: ``clip_size = frame_interval * clip_len *
+      fps / target_fps`` frames (the clip's span at ``target_fps`` in the video's own frames), ``delta =
+      max(video_size - clip_size, 0)``, clip ``k`` starts at ``delta * k / num_clips`` and ends ``clip_size - 1``
+      frames later (floats);
+    * ``pyav_decode`` when the stream declares a duration (``pts_per_frame`` = stream duration / frame count, the
+      file's "timebase"): the start and end become ``int(index * pts_per_frame)`` timestamps,
+      ``pyav_decode_stream`` keeps the frames with ``start_pts <= pts <= end_pts`` plus the first frame past
+      ``end_pts`` (``buffer_size=0``), and ``decode`` samples that list with ``get_start_end_idx(len, clip_size,
+      0, 1)``, i.e. ``linspace(0, clip_size - 1, clip_len)`` clamped to the list;
+    * without a duration (``pts_per_frame=None``) it decodes the whole video and samples ``linspace(start, end,
+      clip_len)`` clamped to the video;
+    * ``temporal_sampling``: ``torch.linspace``, ``torch.clamp(0, n - 1)``, ``.long()``.
+
+    Frame ``i`` is taken to have the timestamp ``i * pts_per_frame`` (a constant-rate stream starting at 0, as
+    Kinetics' re-encoded clips are); ``fps`` is the stream's average rate (``float(stream.average_rate)``). Read from
+    SlowFast's ``decoder.py`` at commits 163ad2e and 70af7f6 (the same rules). The pytorchvideo ``.pyth`` entries'
+    numbers came through pytorchvideo's time-based clip sampler instead (``ptv_datasets.py``), which picks the same
+    frames to within one position for videos longer than the clip; tests/test_fair_protocols.py compares the two.
+    """
+    _check_fair(total_frames, fps, clip_len, frame_interval, num_clips, target_fps)
+    clip_size = frame_interval * clip_len / target_fps * fps  # decoder.py's order of operations
+    delta = max(total_frames - clip_size, 0)
+    out = np.empty((num_clips, clip_len), dtype=np.int64)
+    for k in range(num_clips):
+        start = delta * k / num_clips
+        end = start + clip_size - 1
+        if pts_per_frame is None:  # decode_all_video: sample the whole video directly
+            out[k] = _linspace_long(start, end, clip_len, total_frames - 1)
+            continue
+        start_pts, end_pts = int(start * pts_per_frame), int(end * pts_per_frame)
+        first = math.ceil(start_pts / pts_per_frame)  # first frame with i * pts_per_frame >= start_pts
+        if first * pts_per_frame < start_pts:  # float guard
+            first += 1
+        inside = math.floor(end_pts / pts_per_frame)  # last frame with i * pts_per_frame <= end_pts
+        if inside * pts_per_frame > end_pts:
+            inside -= 1
+        last = min(inside + 1, total_frames - 1)  # + the one frame past end_pts that the decode loop keeps
+        if first > last:
+            raise ValueError(f"no frame of the {total_frames}-frame video falls in clip {k} (start {start:.2f})")
+        out[k] = first + _linspace_long(0, clip_size - 1, clip_len, last - first)
+    return out
 
 
 def segment_middle_indices(total_frames: int, num_segments: int) -> np.ndarray:
     """0-based frame indices ``(1, num_segments)``: the middle frame of each of ``num_segments`` equal segments of
-    the whole video, the test sampling of FAIR's Something-Something V2 model (SlowFast ``slowfast/datasets/
-    ssv2.py`` ``get_seq_frames``, test mode: ``seg = (N - 1) / num_segments``, frame ``(round(seg * i) +
-    round(seg * (i + 1))) // 2``; numpy's round, half to even)."""
+    the whole video, the test sampling of FAIR's Something-Something V2 model (PySlowFast ``ptv_datasets.py``
+    ``Ptvssv2`` uses pytorchvideo 0.1.5 ``pytorchvideo/data/ssv2.py`` ``SSv2._sample_clip_frames``; SlowFast
+    ``slowfast/datasets/ssv2.py`` ``get_seq_frames`` has the same test rule): ``seg = (N - 1) / num_segments``,
+    frame ``(round(seg * i) + round(seg * (i + 1))) // 2`` (numpy's round, half to even). Shorter videos repeat
+    frames."""
     if total_frames <= 0 or num_segments <= 0:
         raise ValueError(f"total_frames and num_segments must be positive, got {total_frames}, {num_segments}")
     seg = (total_frames - 1) / num_segments

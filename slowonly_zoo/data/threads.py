@@ -12,14 +12,16 @@ from __future__ import annotations
 import ctypes
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import torch
 
-__all__ = ["run_serially", "serial_torch_in_this_thread"]
+__all__ = ["one_ahead", "run_serially", "serial_torch_in_this_thread"]
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,3 +71,21 @@ def run_serially(fn: Callable[..., T], *args: object, **kwargs: object) -> T:
     if error:
         raise error[0]
     return result[0]
+
+
+def one_ahead(fn: Callable[[A], T], items: Iterable[A]) -> Iterator[tuple[A, Callable[[], T]]]:
+    """``(item, result)`` per item, where ``result()`` returns ``fn(item)`` (or raises what it raised), with
+    ``fn`` of the *next* item already running in a worker thread with serial torch ops while the caller works on
+    this one: e.g. decoding the next video while the model runs on the current one. At most two results are held
+    at once; closing the iterator early waits for the one in flight and drops it."""
+    with ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="slowonly-zoo-prefetch", initializer=serial_torch_in_this_thread
+    ) as pool:
+        pending: tuple[A, Future[T]] | None = None
+        for item in items:
+            upcoming = (item, pool.submit(fn, item))
+            if pending is not None:
+                yield pending[0], pending[1].result
+            pending = upcoming
+        if pending is not None:
+            yield pending[0], pending[1].result

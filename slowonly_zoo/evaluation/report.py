@@ -4,8 +4,9 @@ Verdict rule (:func:`judge`):
 
 * ``"failed"`` when no video could be evaluated at all;
 * ``"not judged"`` when only part of the list was evaluated (``--limit``) or the index has no reported numbers;
-* otherwise ``"passed"`` when every reported metric (top-1, top-5, mean class accuracy, whichever the README gives)
-  is within :data:`DEFAULT_TOLERANCE` percentage points of the measured one, else ``"failed"``.
+* otherwise ``"passed"`` when every reported metric (top-1, top-5, mean class accuracy, or mean average precision
+  for multi-label entries; whichever the source gives) is within :data:`DEFAULT_TOLERANCE` percentage points of the
+  measured one, else ``"failed"``.
 
 Why 0.5 points: with the same videos, the exact protocol and the released weights, the remaining differences are
 floating-point order and decoder details, worth a few hundredths of a point; missing or re-encoded videos (a Kinetics
@@ -46,7 +47,12 @@ DEFAULT_TOLERANCE = 0.5
 
 RESULTS_FILE = "results.json"
 
-METRICS = (("top1", "top-1 accuracy"), ("top5", "top-5 accuracy"), ("mean_class_accuracy", "mean class accuracy"))
+METRICS = (
+    ("top1", "top-1 accuracy"),
+    ("top5", "top-5 accuracy"),
+    ("mean_class_accuracy", "mean class accuracy"),
+    ("mean_average_precision", "mean average precision"),  # multi-label entries (FAIR's Charades)
+)
 
 _PACKAGES = ("slowonly-zoo", "torch", "numpy", "av", "opencv-python-headless", "opencv-python", "safetensors")
 
@@ -79,9 +85,15 @@ def environment(device: str | None = None) -> dict[str, Any]:
     return env
 
 
+def _metric_keys(entry: ModelEntry) -> list[str]:
+    """The metrics an entry is judged on: mean average precision for multi-label protocols, else the accuracies."""
+    multi_label = entry.protocol is not None and entry.protocol.metric == "mAP"
+    return ["mean_average_precision"] if multi_label else [k for k, _ in METRICS if k != "mean_average_precision"]
+
+
 def _reported(entry: ModelEntry) -> dict[str, float | None]:
     row = entry.results[0] if entry.results else None
-    return {key: (None if row is None else getattr(row, key)) for key, _ in METRICS}
+    return {key: (None if row is None else getattr(row, key)) for key in _metric_keys(entry)}
 
 
 def judge(
@@ -96,7 +108,7 @@ def judge(
         return "failed", "no video could be evaluated (see the failed videos)"
     if not complete:
         return "not judged", "only part of the annotation list was evaluated (--limit)"
-    pairs = {k: (r, measured[k]) for k, _ in METRICS if (r := reported.get(k)) is not None}
+    pairs = {k: (r, measured[k]) for k, _ in METRICS if (r := reported.get(k)) is not None and k in measured}
     if not pairs:
         return "not judged", "the model index has no reported numbers for this model"
     off = {k: m - r for k, (r, m) in pairs.items() if abs(m - r) > tolerance + 1e-9}
@@ -114,7 +126,8 @@ def build_report(result: EvalResult, entry: ModelEntry, *, tolerance: float = DE
     complete = result.num_selected == result.num_listed
     verdict, reason = judge(measured, reported, complete=complete, tolerance=tolerance)
     delta = {
-        k: (None if measured is None or (r := reported[k]) is None else round(measured[k] - r, 6)) for k, _ in METRICS
+        k: (None if measured is None or (r := reported[k]) is None or k not in measured else round(measured[k] - r, 6))
+        for k in reported
     }
     settings = dict(result.settings)
     row = entry.results[0] if entry.results else None
@@ -172,7 +185,7 @@ def format_summary(report: dict[str, Any], *, max_failed: int = 10) -> str:
     world = run.get("world_size", 1)
     lines = [
         f"{report['model']} on {report.get('dataset') or '?'} "
-        f"({run.get('device', '?')}, {world} process{'es' if world != 1 else ''})",
+        f"({run.get('device', '?')}, {run.get('dtype', 'float32')}, {world} process{'es' if world != 1 else ''})",
         f"{'metric':<22}{'reported':>10}{'measured':>10}{'delta':>9}",
     ]
     measured = report.get("measured") or {}

@@ -13,7 +13,9 @@ processes or on interruptions.
 
 Clip averaging (``average_clips='prob'`` of the SlowOnly configs' ``test_cfg``; mmaction2 0.x
 ``mmaction/models/recognizers/base.py`` ``average_clip``): per view softmax over classes, then the mean over the
-video's views, in float32, exactly as ``Recognizer3D`` does.
+video's views, in float32, exactly as ``Recognizer3D`` does. FAIR's protocols choose the activation (sigmoid for
+Charades) and the combination (PySlowFast's sum or max over views); a ``'pyslowfast'`` head already outputs
+probabilities (see :mod:`slowonly_zoo.models.ensemble`).
 
 Distributed: under ``torchrun --nproc_per_node=N`` (``WORLD_SIZE`` > 1) process ``rank`` takes the batches (groups of
 consecutive videos) whose number is ``rank`` modulo ``N``, writes its own record file, and rank 0 merges them, so
@@ -37,7 +39,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data.dataset import TestDataset
 from ..errors import BadInputError
-from ..runtime import forward_views, resolve_device
+from ..models.ensemble import combine_views, outputs_probabilities, view_scores
+from ..runtime import amp_dtype_name, check_amp, forward_views, resolve_device
 from .distributed import DistContext, merge_records, setup_distributed
 from .metrics import compute_metrics
 from .scores import ScoreStore, ScoreTable, VideoRecord, check_run_info, read_records
@@ -220,8 +223,17 @@ class _Batch:
     event: torch.cuda.Event | None = None
 
 
+@dataclass(frozen=True)
+class _Scoring:
+    """How per-view outputs become a video's scores (:mod:`slowonly_zoo.models.ensemble`)."""
+
+    activation: str = "softmax"
+    ensemble: str = "mean"
+    probabilities: bool = False  # the model's outputs already are scores ('pyslowfast' head)
+
+
 class _Engine:
-    """Runs stacked views through the model; per view softmax, per video mean (float32)."""
+    """Runs stacked views through the model; per view activation, per video combination (float32)."""
 
     def __init__(
         self,
@@ -230,18 +242,20 @@ class _Engine:
         batch_views: int,
         amp: bool,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        scoring: _Scoring | None = None,
     ) -> None:
         self.device = device
         self.batch_views = batch_views
         self.amp = amp
         self.transform = transform
         self.cuda = device.type == "cuda"
+        self.scoring = scoring or _Scoring()
         self.model = model.eval().to(device).to(memory_format=torch.channels_last_3d)
 
     def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, T, H, W) host tensor → per-view probabilities (B, K) float32 on the device."""
-        logits = forward_views(self.model, x, self.device, self.batch_views, transform=self.transform, amp=self.amp)
-        return torch.softmax(logits, dim=1)
+        """(B, C, T, H, W) host tensor → per-view scores (B, K) float32 on the device."""
+        out = forward_views(self.model, x, self.device, self.batch_views, transform=self.transform, amp=self.amp)
+        return view_scores(out, self.scoring.activation, self.scoring.probabilities)
 
     def launch(self, items: list[tuple[int, EvalSample, torch.Tensor]]) -> _Batch:
         sizes = [v.shape[0] for _, _, v in items]
@@ -258,7 +272,7 @@ class _Engine:
                 f"out of GPU memory running {staged.shape[0]} views at once; lower --batch-views (now "
                 f"{self.batch_views}) or use --amp"
             ) from err
-        per_video = torch.stack([p.mean(dim=0) for p in torch.split(probs, sizes)])
+        per_video = torch.stack([combine_views(p, self.scoring.ensemble) for p in torch.split(probs, sizes)])
         batch = _Batch(items=[(i, s, n) for (i, s, _), n in zip(items, sizes)])
         if self.cuda:
             batch.probs = per_video.to("cpu", non_blocking=True)
@@ -314,6 +328,10 @@ def evaluate(
     retry_failed: bool = False,
     views_per_video: int | None = None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    score_activation: str = "softmax",
+    view_ensemble: str = "mean",
+    model_outputs_probabilities: bool | None = None,
+    metrics_fn: Callable[[ScoreTable], dict[str, float]] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``dataset`` with upstream's ``average_clips='prob'``; resumable; torchrun-aware.
 
@@ -345,6 +363,12 @@ def evaluate(
             when present, else one video per batch).
         transform: applied on the device to each batch of views before the model; with it the dataset may give
             uint8 views (normalised on the GPU: 4x fewer bytes through shared memory, pinning and PCIe).
+        score_activation, view_ensemble: the protocol's per-view activation ('softmax' or 'sigmoid') and
+            combination over views ('mean', 'sum' (reported as sum / views) or 'max');
+            :mod:`slowonly_zoo.models.ensemble`.
+        model_outputs_probabilities: the model's outputs are already scores (a 'pyslowfast' head: no activation
+            is applied on top); None: read from the model (:func:`~slowonly_zoo.models.ensemble.outputs_probabilities`).
+        metrics_fn: the metrics of the merged :class:`ScoreTable` (default: top-1, top-5, mean class accuracy).
 
     Returns:
         An :class:`EvalResult` (identical on every rank).
@@ -355,6 +379,7 @@ def evaluate(
         raise ValueError(f"limit must be >= 1, got {limit}")
     out_dir = Path(out_dir)
     dev = resolve_device(device)
+    check_amp(dev, amp)  # before any work: bf16 where the CPU would emulate it is refused
     ctx = setup_distributed(dev)
     try:
         if dev.type == "cuda":
@@ -375,6 +400,9 @@ def evaluate(
         mine = [g for k, g in enumerate(groups) if k % ctx.world_size == ctx.rank and any(i not in finished for i in g)]
 
         workers = _default_workers(dev) if num_workers is None else num_workers
+        probabilities = (
+            outputs_probabilities(model) if model_outputs_probabilities is None else model_outputs_probabilities
+        )
         error: BaseException | None = None
         t0 = time.perf_counter()
         processed = 0
@@ -393,6 +421,7 @@ def evaluate(
                 strict,
                 progress,
                 transform,
+                _Scoring(score_activation, view_ensemble, probabilities),
             )
         except Exception as err:  # noqa: BLE001 - let the other ranks stop too, then re-raise
             error = err
@@ -405,7 +434,10 @@ def evaluate(
         seconds = ctx.sum(seconds) / ctx.world_size if ctx.enabled else seconds
 
         scores_path, table = merge_records(ctx, out_dir, num_selected)
-        metrics = compute_metrics(table.scores, table.labels) if table.ids.shape[0] else None
+        if not table.ids.shape[0]:
+            metrics = None
+        else:
+            metrics = metrics_fn(table) if metrics_fn is not None else compute_metrics(table.scores, table.labels)
         return EvalResult(
             out_dir=out_dir,
             scores_path=scores_path,
@@ -423,6 +455,7 @@ def evaluate(
                 "videos_per_batch": per_batch,
                 "num_workers": workers,
                 "amp": bool(amp),
+                "dtype": amp_dtype_name(amp),
                 "strict": strict,
             },
         )
@@ -444,6 +477,7 @@ def _run_shard(
     strict: bool,
     progress: bool | None,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    scoring: _Scoring | None = None,
 ) -> int:
     """Evaluate this rank's video groups, appending each new result to its record file. Returns how many.
 
@@ -453,7 +487,7 @@ def _run_shard(
     """
     from ..progress import progress_bar
 
-    engine = _Engine(model, device, batch_views, amp, transform)
+    engine = _Engine(model, device, batch_views, amp, transform, scoring)
     indices = [i for g in groups for i in g]
     group_of = {i: k for k, g in enumerate(groups) for i in g}
     loader = DataLoader(

@@ -4,6 +4,11 @@
 :func:`slowonly_zoo.evaluation.runner.evaluate`, and writes and prints the reported-vs-measured report. The GYM99
 fusion entry evaluates each member and fuses their probabilities. Under ``torchrun`` every member shares one process
 group (:mod:`slowonly_zoo.evaluation.distributed`).
+
+FAIR's entries run their own protocol (index fields Sampling, View Ensemble, Score Activation, Metric; PySlowFast's
+test loop ``tools/test_net.py`` with ``TestMeter``): the data layer samples and crops as PySlowFast does, the runner
+applies the entry's activation and view ensemble, and a multi-label entry (Charades) reads a multi-label list
+(``path label1 label2 ...``) and is judged on mean average precision (:func:`.metrics.mean_average_precision`).
 """
 
 from __future__ import annotations
@@ -14,22 +19,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data.annotations import Annotation, read_annotations
 from ..data.dataset import TestDataset
 from ..data.formats import check_source_format
 from ..data.pipeline import normalize_views
-from ..errors import UnsupportedProtocolError
 from ..index import ModelEntry, get_model_info
+from ..models.ensemble import outputs_probabilities
 from ..runtime import resolve_device
 from ..weights.hashing import sha256_file
 from ..weights.layout import WEIGHTS_FILE
 from .distributed import setup_distributed
-from .metrics import compute_metrics
+from .metrics import compute_metrics, mean_average_precision
 from .report import DEFAULT_TOLERANCE, RESULTS_FILE, build_report, format_summary, write_report
 from .runner import DEFAULT_BATCH_VIEWS, EvalResult, evaluate, videos_per_batch
-from .scores import SCORES_FILE, write_scores
+from .scores import SCORES_FILE, ScoreTable, write_scores
 
 __all__ = ["ModelFactory", "VerifyOptions", "verify"]
 
@@ -66,15 +73,34 @@ def _make_dataset(
     """
     assert entry.protocol is not None
     transform = functools.partial(normalize_views, protocol=entry.protocol) if raw else None
+    annotations = None
+    if entry.protocol.metric == "mAP":  # multi-label: every label of each line
+        annotations = read_annotations(ann_file, options.source_format, entry.num_classes, multi_label=True)
     dataset = TestDataset(
         entry,
         ann_file,
         data_root,
         source_format=options.source_format,
-        sampling=options.sampling,  # None: the entry's own (0.x or 1.x offsets)
+        sampling=options.sampling,  # None: the entry's own (0.x or 1.x offsets, or FAIR's sampling)
         normalize=not raw,
+        annotations=annotations,
     )
     return dataset, transform
+
+
+def multi_label_metrics(annotations: Sequence[Annotation]) -> Callable[[ScoreTable], dict[str, float]]:
+    """The metric of a multi-label entry over a score table: ``mean_average_precision`` in percent, the targets
+    being every label each video's list line gives (PySlowFast ``slowfast/utils/meters.py`` ``get_map`` over the
+    video-level scores)."""
+    labels_of = {a.id: a.labels or (a.label,) for a in annotations}
+
+    def metrics(table: ScoreTable) -> dict[str, float]:
+        targets = np.zeros(table.scores.shape, dtype=np.int64)
+        for row, video in enumerate(table.ids.tolist()):
+            targets[row, list(labels_of[video])] = 1
+        return {"mean_average_precision": 100.0 * mean_average_precision(table.scores, targets)}
+
+    return metrics
 
 
 def _checkpoint_for(entry: ModelEntry, checkpoint: CheckpointArg) -> Path:
@@ -176,13 +202,6 @@ def _verify_single(
 ) -> EvalResult:
     if entry.protocol is None:
         raise ValueError(f"{entry.name} has no test protocol in the index, so it cannot be verified")
-    if not entry.protocol.is_mmaction2:
-        # FAIR's protocols (index fields Sampling, View Ensemble, Score Activation, Metric): running mmaction2's
-        # instead would report numbers that are not comparable with the ones recorded
-        raise UnsupportedProtocolError(
-            f"verify does not run {entry.name}'s test protocol yet ({', '.join(entry.protocol.fair_pieces())}); "
-            "evaluate it with PySlowFast, or verify an mmaction2 entry"
-        )
     if not ann_file.is_file():
         raise FileNotFoundError(f"annotation file {ann_file} does not exist; pass the test list with --ann-file")
     if not data_root.is_dir():
@@ -196,10 +215,12 @@ def _verify_single(
         model = options.model_factory(entry, ckpt)
     else:
         from ..factory import create_model
-        from ..models.fuse import fuse_batchnorm
+        from ..models.fuse import optimize_for_inference
 
-        # BatchNorm folded into the convolutions: same outputs to float rounding, less work per view
-        model = fuse_batchnorm(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
+        # the inference form (BatchNorm folded, channels-last, frames folded into the batch for the frame-wise
+        # convolutions): same outputs to float rounding, less work per view
+        model = optimize_for_inference(create_model(entry.name, pretrained=False, checkpoint_path=ckpt), inplace=True)
+    probabilities = outputs_probabilities(model)  # a 'pyslowfast' head: no second softmax (read before wrapping)
     if options.compile:
         from ..models.fuse import FixedBatch, compile_for_inference, views_per_forward
 
@@ -231,6 +252,10 @@ def _verify_single(
         run_info=run_info,
         views_per_video=entry.protocol.num_views,
         transform=transform,
+        score_activation=entry.protocol.score_activation,
+        view_ensemble=entry.protocol.view_ensemble,
+        model_outputs_probabilities=probabilities,
+        metrics_fn=multi_label_metrics(dataset.annotations) if entry.protocol.metric == "mAP" else None,
     )
     result.settings.update(
         checkpoint=str(ckpt),

@@ -17,11 +17,15 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+from pathlib import Path
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .. import config
 from .layers import ConvBN3d
 
 logger = logging.getLogger("slowonly_zoo")
@@ -81,11 +85,103 @@ def fuse_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
     return model
 
 
+class Conv2dOverTime(nn.Module):
+    """A Conv3d whose temporal kernel is 1 (no temporal stride or padding), run as a Conv2d on ``(N*T, C, H, W)``.
+
+    Same numbers as the Conv3d (the same products and sums), but oneDNN's 2D channels-last kernels are much faster
+    on CPU than its 3D ones for these shapes (a 1x3x3 conv at 4x64x64 with 64 channels: about 5x in this project's
+    measurements). In channels-last 3D the fold is free: ``(N, C, T, H, W)`` in channels-last 3D and
+    ``(N*T, C, H, W)`` in channels-last 2D are the same memory, so no activation is copied. Holds the 5D ``weight``
+    and ``bias`` of the Conv3d it replaces (same state-dict keys and shapes).
+    """
+
+    def __init__(self, conv: nn.Conv3d) -> None:
+        super().__init__()
+        if not can_run_over_time(conv):
+            raise ValueError(f"{conv} has a temporal kernel, stride or padding; it cannot run as a Conv2d over time")
+        self.weight = conv.weight
+        self.bias = conv.bias
+        self.stride = cast(tuple[int, int, int], conv.stride)[1:]
+        self.padding = cast(tuple[int, int, int], conv.padding)[1:]
+        self.dilation = cast(tuple[int, int, int], conv.dilation)[1:]
+        self.groups = conv.groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, h, w = x.shape
+        y = F.conv2d(
+            x.transpose(1, 2).reshape(n * t, c, h, w),
+            self.weight[:, :, 0],
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
+        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
+
+
+class MaxPool2dOverTime(nn.Module):
+    """The stem's (1, k, k) MaxPool3d as a 2D max-pool over ``(N*T, C, H, W)`` (see :class:`Conv2dOverTime`)."""
+
+    def __init__(self, pool: nn.MaxPool3d) -> None:
+        super().__init__()
+        kernel, stride, padding = (_triple(v) for v in (pool.kernel_size, pool.stride, pool.padding))
+        self.kernel_size, self.stride, self.padding = kernel[1:], stride[1:], padding[1:]
+        self.ceil_mode = pool.ceil_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, t, h, w = x.shape
+        y = F.max_pool2d(
+            x.transpose(1, 2).reshape(n * t, c, h, w),
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            ceil_mode=self.ceil_mode,
+        )
+        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
+
+
+def _triple(value: object) -> tuple[int, int, int]:
+    if isinstance(value, int):
+        return (value, value, value)
+    return cast(tuple[int, int, int], tuple(cast("tuple[int, ...]", value)))
+
+
+def can_run_over_time(conv: nn.Conv3d) -> bool:
+    """Whether ``conv`` only mixes within frames (temporal kernel 1, stride 1, padding 0)."""
+    return (
+        conv.kernel_size[0] == 1
+        and conv.stride[0] == 1
+        and not isinstance(conv.padding, str)
+        and conv.padding[0] == 0
+        and conv.padding_mode == "zeros"
+    )
+
+
+def _pool_over_time(pool: nn.MaxPool3d) -> bool:
+    kernel, stride, padding = (_triple(v) for v in (pool.kernel_size, pool.stride, pool.padding))
+    return kernel[0] == 1 and stride[0] == 1 and padding[0] == 0 and _triple(pool.dilation) == (1, 1, 1)
+
+
+def fold_time_into_batch(model: nn.Module) -> nn.Module:
+    """Replace (in place) every Conv3d and MaxPool3d of ``model`` that works frame by frame with its 2D form over
+    ``(N*T, C, H, W)`` (:class:`Conv2dOverTime`, :class:`MaxPool2dOverTime`). Meant for channels-last 3D models
+    (elsewhere each fold copies the activations); the state dict keeps its keys and shapes. Returns ``model``."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, nn.Conv3d) and can_run_over_time(child):
+                setattr(parent, name, Conv2dOverTime(child))
+            elif isinstance(child, nn.MaxPool3d) and not child.return_indices and _pool_over_time(child):
+                setattr(parent, name, MaxPool2dOverTime(child))
+    return model
+
+
 def optimize_for_inference(
     model: nn.Module,
     *,
     fuse_bn: bool = True,
     channels_last: bool = True,
+    time_as_batch: bool = True,
     dtype: torch.dtype | None = None,
     compile: bool = False,
     inplace: bool = False,
@@ -94,8 +190,11 @@ def optimize_for_inference(
 
     Args:
         fuse_bn: fold BatchNorm into the convolutions.
-        channels_last: channels-last 3D weights (faster with cuDNN and, in this project's CPU measurements, with
-            oneDNN for 8-frame inputs; about even at 4 frames; see the README's Benchmarks section).
+        channels_last: channels-last 3D weights (faster with cuDNN and, with ``time_as_batch``, with oneDNN on
+            CPU; see the README's Benchmarks section).
+        time_as_batch: run every convolution and pool that works frame by frame (all but the temporal (3, 1, 1)
+            convs) as its 2D form with the frames folded into the batch (:func:`fold_time_into_batch`). Only
+            with ``channels_last`` (where the fold copies nothing); ignored otherwise.
         dtype: e.g. ``torch.bfloat16`` (feed it inputs of that dtype).
         compile: ``torch.compile`` with weight freezing (needs a C++ compiler on CPU; about a minute of one-time
             compilation per input shape, cached on disk by torch). Falls back to eager, with a warning, when
@@ -112,6 +211,8 @@ def optimize_for_inference(
         model = model.to(dtype=dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
+        if time_as_batch:
+            fold_time_into_batch(model)
     model.eval()
     if compile:
         model = compile_for_inference(model)
@@ -120,8 +221,29 @@ def optimize_for_inference(
 
 def compile_for_inference(model: nn.Module) -> nn.Module:
     """``torch.compile`` with inductor's weight freezing, falling back to eager (with a warning) when compiling
-    fails here, e.g. without a C++ compiler. torch compiles lazily, so the fallback happens on the first call."""
+    fails here, e.g. without a C++ compiler. torch compiles lazily, so the fallback happens on the first call.
+    The compiled artefacts go to :func:`use_compile_cache`'s folder, so a later run skips most of the compile."""
+    use_compile_cache()
     return _CompiledOrEager(model)
+
+
+def use_compile_cache() -> Path:
+    """Keep inductor's compiled artefacts (FX graph cache, autotuning results, generated C++ and its builds) in
+    ``<SLOWONLY_ZOO_HOME>/compile-cache`` (unless the user set ``TORCHINDUCTOR_CACHE_DIR`` to a folder of their
+    own), so ``--compile`` pays the compile once per machine instead of once per run (torch's default folder is
+    under ``/tmp``, cleared at reboot). Call before compiling. Returns the folder."""
+    from torch._inductor import config as inductor_config
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # inductor writes its default folder to the environment once loaded (importing torch._dynamo is enough), so
+    # that value is torch's choice, not the user's: replace it (inductor reads the variable at each use)
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "").strip()
+    if not current or os.path.abspath(current) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(config.home() / "compile-cache")
+
+    inductor_config.fx_graph_cache = True
+    inductor_config.autotune_local_cache = True
+    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
 
 
 class _CompiledOrEager(nn.Module):

@@ -4,7 +4,8 @@ The modules, each with one job: :mod:`.convert` (upstream -> zoo key names, stri
 (reading ``.pth`` / ``.safetensors`` / export folders), :mod:`.layout` (file names and metadata keys of the
 weights files), :mod:`.hashing`, :mod:`.cache` (layout and records of the local cache), :mod:`.download` (HTTP
 only), :mod:`.sources` (the order of sources: cache, Hugging Face Hub, mirrors, upstream), :mod:`.transfer`
-(``import`` / ``download``), :mod:`.hub_export` (``export``: a folder for the Hub with config and model card).
+(``import`` / ``download``), :mod:`.hub_export` (``export``: a folder for the Hub with config and model card),
+:mod:`.mirror` (``mirror``: the cached originals in the upstream hosts' layout, plus their lock file).
 
 The public names below are imported lazily (on first use), so ``import slowonly_zoo`` does not pay for
 ``requests`` / ``filelock`` until weights are fetched.
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from .hashing import sha256_file
     from .hub_export import ExportResult, export
     from .layout import CONFIG_FILE, MODEL_CARD_FILE, WEIGHTS_FILE
+    from .mirror import MirrorResult, mirror
     from .sources import FetchResult, WeightsNotFoundError, fetch_weights, fetch_weights_report
     from .transfer import DownloadReport, ImportResult, download, import_files
 
@@ -38,6 +40,8 @@ _PUBLIC = {
     "CONFIG_FILE": "layout",
     "MODEL_CARD_FILE": "layout",
     "WEIGHTS_FILE": "layout",
+    "MirrorResult": "mirror",
+    "mirror": "mirror",
     "FetchResult": "sources",
     "WeightsNotFoundError": "sources",
     "fetch_weights": "sources",
@@ -56,6 +60,7 @@ __all__ = [
     "ExportResult",
     "FetchResult",
     "ImportResult",
+    "MirrorResult",
     "WeightsNotFoundError",
     "download",
     "export",
@@ -63,6 +68,7 @@ __all__ = [
     "fetch_weights_report",
     "import_files",
     "load_state_dict_strict",
+    "mirror",
     "read_safetensors",
     "read_state_dict",
     "read_upstream_checkpoint",

@@ -11,7 +11,7 @@ Format (``"format": 1``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from .._fileio import atomic_write_text
 from ..errors import WeightsFileError
 from . import cache
 
-__all__ = ["LOCK_FORMAT", "LockedFile", "locked_file", "read_lock", "write_lock"]
+__all__ = ["LOCK_FORMAT", "LockedFile", "locked_file", "read_lock", "write_lock", "write_lock_file"]
 
 #: Version of the lock file layout.
 LOCK_FORMAT = 1
@@ -86,8 +86,14 @@ def write_lock(names: Sequence[str] | None, out: str | Path) -> dict[str, Locked
             )
         rec = check.record
         models[name] = LockedFile(rec.original_filename, rec.original_sha256, size)
+    write_lock_file(models, out)
+    return models
+
+
+def write_lock_file(models: Mapping[str, LockedFile], out: str | Path) -> None:
+    """Write ``models`` to ``out`` in the lock format (atomically): the one writer of that format, shared by
+    :func:`write_lock` and ``slowonly-zoo mirror`` (which merges an earlier lock of its folder)."""
     text = json.dumps(
         {"format": LOCK_FORMAT, "models": {n: asdict(m) for n, m in sorted(models.items())}}, indent=2, sort_keys=True
     )
     atomic_write_text(Path(out), text + "\n")
-    return models

@@ -61,6 +61,7 @@ __all__ = [
     "is_offline",
     "mirror_candidates",
     "mirror_list",
+    "source_plan",
 ]
 
 
@@ -137,6 +138,25 @@ def hf_repo_for(entry: ModelEntry) -> tuple[str, str | None] | None:
     if "@" in repo:
         repo, revision = repo.split("@", 1)
     return repo, revision or config.hf_revision()
+
+
+def source_plan(entry: ModelEntry) -> list[tuple[str, str]]:
+    """(kind, location) of every source :func:`fetch_weights_report` tries after the cache for ``entry``, in its
+    order: the Hub repository (when one is configured), each mirror's candidate locations
+    (:func:`mirror_candidates`), then the upstream URL(s) and their origins (:func:`.origins.origin_candidates`).
+    Built from the same functions the fetch uses, for ``slowonly-zoo info`` to show; offline, only the cache is
+    used (see :func:`is_offline`)."""
+    ck = entry.checkpoint
+    if ck is None:
+        return []
+    plan: list[tuple[str, str]] = []
+    hf = hf_repo_for(entry)
+    if hf is not None:
+        plan.append(("huggingface", hf[0] + (f"@{hf[1]}" if hf[1] else "")))
+    for mirror in mirror_list():
+        plan += [("mirror", where) for where in mirror_candidates(mirror, ck.url, ck.filename)[1]]
+    plan += [(c.kind, c.url) for c in origin_candidates(ck)]
+    return plan
 
 
 def accepted_prefixes(entry: ModelEntry) -> tuple[str, ...]:
