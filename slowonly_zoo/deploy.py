@@ -37,6 +37,7 @@ from ._fileio import atomic_replace, atomic_write_text
 from .errors import ExportCheckError, ExportError, MissingExtraError
 from .models.fuse import optimize_for_inference
 from .runtime import forward_views
+from .weights.hub_export import refuse_foreign_files
 from .weights.layout import CONFIG_FILE
 from .weights.layout import MODEL_CARD_FILE as README_FILE
 
@@ -248,29 +249,18 @@ def _owned_files(out: Path) -> set[str]:
 
 
 def check_out_dir(out_dir: str | os.PathLike[str], fmt: str, *, force: bool = False) -> None:
-    """Refuse to write into ``out_dir`` where that would replace what someone else put there.
-
-    A missing or empty folder is fine. A non-empty one needs ``force``, and even then each file this export
-    writes that is already there must be listed in an earlier deployment export's ``config.json`` (other files
-    are left alone). Raises :class:`ExportError` before anything is written.
-    """
+    """Refuse to write into ``out_dir`` where that would replace what someone else put there: a non-empty folder
+    needs ``force``, and even then each file this export writes that is already there must be listed in an earlier
+    deployment export's ``config.json``. Raises :class:`ExportError` before anything is written."""
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} is a file, not a folder; pass a new or empty folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if not force:
-        raise ExportError(
-            f"--out {out} is not empty; pass a new or empty folder, or --force to replace an earlier export there"
-        )
-    owned = _owned_files(out)
-    for fname in (ARTEFACTS[fmt], README_FILE, LABELS_FILE, CONFIG_FILE):
-        target = out / fname
-        if (target.exists() or target.is_symlink()) and not (target.is_file() and fname in owned):
-            raise ExportError(
-                f"{target} was not written by slowonly-zoo export --format, so it is not replaced even with "
-                "--force; move it away or choose another --out folder"
-            )
+    owned = _owned_files(out) if out.is_dir() else set()
+    refuse_foreign_files(
+        out,
+        (ARTEFACTS[fmt], README_FILE, LABELS_FILE, CONFIG_FILE),
+        lambda target: target.name in owned,
+        force=force,
+        writer="slowonly-zoo export --format",
+    )
 
 
 def _versions(fmt: str) -> dict[str, str]:

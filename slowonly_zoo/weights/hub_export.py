@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,12 +239,20 @@ def _written_by_export(path: Path) -> bool:
     return text.startswith("---\n") and "\nlibrary_name: slowonly-zoo\n" in text.split("\n---", 1)[0] + "\n"
 
 
-def check_export_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> None:
-    """Refuse to write an export into ``out_dir`` when that would replace what someone else put there.
+def refuse_foreign_files(
+    out_dir: str | os.PathLike[str],
+    names: Iterable[str],
+    is_ours: Callable[[Path], bool],
+    *,
+    force: bool,
+    writer: str,
+) -> None:
+    """Refuse to write ``names`` into ``out_dir`` where that would replace what someone else put there.
 
-    A missing or empty folder is fine. A non-empty one needs ``force``, and even then each of ``model.safetensors``,
-    ``config.json`` and ``README.md`` present there must be an earlier export's (other files are left alone).
-    Raises :class:`ExportError` naming the folder or file, before anything is written.
+    A missing or empty folder is fine. A non-empty one needs ``force``, and even then each of ``names`` present
+    there must be a file ``is_ours`` recognises as ``writer``'s (other files are left alone). Raises
+    :class:`ExportError` naming the folder or file, before anything is written. Shared by the hub export below and
+    the deployment export (``slowonly_zoo/deploy.py``).
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -254,13 +263,24 @@ def check_export_folder(out_dir: str | os.PathLike[str], *, force: bool = False)
         raise ExportError(
             f"--out {out} is not empty; pass a new or empty folder, or --force to replace an earlier export there"
         )
-    for fname in (WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE):
+    for fname in names:
         target = out / fname
-        if (target.exists() or target.is_symlink()) and not (target.is_file() and _written_by_export(target)):
+        if (target.exists() or target.is_symlink()) and not (target.is_file() and is_ours(target)):
             raise ExportError(
-                f"{target} was not written by slowonly-zoo export, so it is not replaced even with --force; "
+                f"{target} was not written by {writer}, so it is not replaced even with --force; "
                 "move it away or choose another --out folder"
             )
+
+
+def check_export_folder(out_dir: str | os.PathLike[str], *, force: bool = False) -> None:
+    """:func:`refuse_foreign_files` for the hub export's ``model.safetensors``, ``config.json`` and ``README.md``."""
+    refuse_foreign_files(
+        out_dir,
+        (WEIGHTS_FILE, CONFIG_FILE, MODEL_CARD_FILE),
+        _written_by_export,
+        force=force,
+        writer="slowonly-zoo export",
+    )
 
 
 def export(
