@@ -22,6 +22,8 @@ Sections:
   train       one SGD step of the 8x8x1 R50 (batch 8 x 3x8x224x224 fp32: forward, backward, clip, update), mmaction2
               1.2.0 vs slowonly-zoo (channels-last 3D, foreach SGD, eager and compiled), with peak RSS; and the train
               data pipeline (resize, random resized crop, flip) in clips/s on ../shared/videos
+  compile     `--compile`'s one-time cost, first run (empty compile cache) vs warm run (the cache under
+              SLOWONLY_ZOO_HOME kept from the first), each in a fresh process: the 8x8x1 R50, one 3x8x224x224 view
   export      the ONNX export (slowonly-zoo export --format onnx) run by onnxruntime on CPU (an InferenceSession with
               torch's thread count, one view per run as verify feeds the eager model) vs the eager inference form
               (BN folded, channels-last 3D, forward_views), same input: 1 view 3x8x224x224 and (not with --quick) 30
@@ -59,7 +61,7 @@ import slowonly_zoo  # noqa: E402
 from slowonly_zoo.models.fuse import optimize_for_inference  # noqa: E402
 from slowonly_zoo.runtime import forward_views  # noqa: E402
 
-SECTIONS = ("peak", "forward", "preprocess", "e2e", "ttfr", "load", "memory", "train", "export")
+SECTIONS = ("peak", "forward", "preprocess", "e2e", "ttfr", "load", "memory", "train", "compile", "export")
 
 
 # -- timing helpers ----------------------------------------------------------------------------------------------
@@ -210,10 +212,15 @@ def bench_forward(args, peak: dict | None) -> dict:
                 with torch.no_grad():
                     reference.cls_head(reference.backbone(x))
 
+            def run_plain():  # what `create_model(...).eval()` gives a user: no folding, the whole batch per call
+                with torch.no_grad():
+                    zoo(x)
+
             impls = {
                 "mmaction2 fp32": run_ref,
                 "slowonly-zoo fp32": lambda: zoo_forward(fused, x),
                 "slowonly-zoo fp32, compiled": lambda: zoo_forward(compiled, x),
+                "slowonly-zoo plain module (eval)": run_plain,
             }
             if bf16:
                 impls["slowonly-zoo bf16"] = lambda: zoo_forward(fused_bf16, xb)
@@ -323,6 +330,56 @@ def bench_ttfr(args) -> dict:
     from end_to_end import bench_ttfr as ttfr
 
     return ttfr(args.quick, args.repeats)
+
+
+_COMPILE_CHILD = """
+import json, sys, time
+import torch
+import slowonly_zoo
+from slowonly_zoo.models.fuse import optimize_for_inference
+from slowonly_zoo.runtime import forward_views
+from torch._dynamo.utils import counters
+
+model = slowonly_zoo.create_model("slowonly_r50_8x8x1_k400", pretrained=False).eval()
+torch.manual_seed(0)
+with torch.no_grad():  # weights of a trained model's scale (random init has denormals that slow the CPU)
+    for p in model.parameters():
+        p.copy_(torch.randn_like(p) * 0.02)
+compiled = optimize_for_inference(model, compile=True)
+x = torch.randn(1, 3, 8, 224, 224)
+cpu = torch.device("cpu")
+times = []
+for _ in range(3):
+    start = time.perf_counter()
+    forward_views(compiled, x, cpu, 1)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"first_call": times[0], "steady": min(times[1:]),
+                  "fx_cache_hits": counters["inductor"]["fxgraph_cache_hit"]}))
+"""
+
+
+def bench_compile(args) -> dict:
+    """``--compile``'s cost in a fresh process with an empty compile cache, then again with the cache the first run
+    left under SLOWONLY_ZOO_HOME: the first call's time minus a steady call's is the compile."""
+    print("\ncompile: the 8x8x1 R50 with torch.compile (weight freezing), one 3x8x224x224 view, fresh processes")
+    results = {}
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "SLOWONLY_ZOO_HOME": home}
+        env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        for run in ("first run (empty cache)", "warm run (cache kept)"):
+            out = subprocess.run(
+                [sys.executable, "-c", _COMPILE_CHILD], env=env, capture_output=True, text=True, check=True
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            r["compile"] = r["first_call"] - r["steady"]
+            print(
+                f"  {run:26s} first call {r['first_call']:7.1f} s, steady {r['steady']:6.2f} s: compile "
+                f"{r['compile']:6.1f} s (FX graph cache hits: {r['fx_cache_hits']})"
+            )
+            results[run] = r
+    first, warm = results.values()
+    print(f"  the kept cache saves {first['compile'] - warm['compile']:.1f} s of compile per run")
+    return results
 
 
 def bench_load(args) -> dict:
@@ -705,6 +762,7 @@ def main() -> int:
         ("load", lambda: bench_load(args)),
         ("memory", lambda: bench_memory(args)),
         ("train", lambda: bench_train(args)),
+        ("compile", lambda: bench_compile(args)),
         ("export", lambda: bench_export(args)),
     ):
         if section in args.only:
