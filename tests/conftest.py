@@ -12,7 +12,7 @@ _TESTS_DIR = Path(__file__).resolve().parent
 if str(_TESTS_DIR) not in sys.path:  # the helper modules (support.py, reference.py, ...) import by plain name
     sys.path.insert(0, str(_TESTS_DIR))
 
-from support import VIDEOS, require_shared  # noqa: E402
+from support import VIDEOS, require_shared, scratch_dir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,15 +22,16 @@ def shared_videos() -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Every test gets its own weights cache and no user mirrors, so nothing leaks between tests."""
-    home = tmp_path_factory.mktemp("zoo_home")
-    monkeypatch.setenv("SLOWONLY_ZOO_HOME", str(home))
-    monkeypatch.delenv("SLOWONLY_ZOO_MIRRORS", raising=False)
-    monkeypatch.setenv("SLOWONLY_ZOO_ORIGINS", "")  # no real alternate hosts (test_weights_origins.py sets its own)
-    monkeypatch.delenv("SLOWONLY_ZOO_OFFLINE", raising=False)
-    monkeypatch.delenv("SLOWONLY_ZOO_HF_PREFIX", raising=False)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    yield home
+    """Every test gets its own weights cache and no user mirrors, so nothing leaks between tests; the cache is
+    removed after the test (full-size checkpoints add up to gigabytes over the suite)."""
+    with scratch_dir(tmp_path_factory, "zoo_home") as home:
+        monkeypatch.setenv("SLOWONLY_ZOO_HOME", str(home))
+        monkeypatch.delenv("SLOWONLY_ZOO_MIRRORS", raising=False)
+        monkeypatch.setenv("SLOWONLY_ZOO_ORIGINS", "")  # no real alternate hosts (test_weights_origins.py sets its own)
+        monkeypatch.delenv("SLOWONLY_ZOO_OFFLINE", raising=False)
+        monkeypatch.delenv("SLOWONLY_ZOO_HF_PREFIX", raising=False)
+        monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+        yield home
 
 
 @pytest.fixture(autouse=True)

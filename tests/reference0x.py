@@ -87,4 +87,7 @@ def run_reference_0x(
         raise AssertionError(
             f"the 0.x reference script failed (exit {proc.returncode}):\n{proc.stderr[-6000:]}\n{proc.stdout[-2000:]}"
         )
-    return torch.load(out_path, weights_only=False)
+    outputs = torch.load(out_path, weights_only=False)
+    in_path.unlink()  # the exchange files can be large (model states, batches); the script stays for reading
+    out_path.unlink()
+    return outputs

@@ -6,8 +6,11 @@ has it; a test that needs it and does not find it fails (never skips), saying wh
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +40,15 @@ def fresh_python(code: str) -> str:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+@contextlib.contextmanager
+def scratch_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A new folder under pytest's base temporary directory, removed when the ``with`` block ends. For module-scoped
+    fixtures that write checkpoints or exports (``yield`` inside the block): pytest keeps ``mktemp`` folders until
+    the session ends, and over the whole suite those add up to gigabytes."""
+    path = factory.mktemp(name)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

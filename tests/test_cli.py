@@ -13,12 +13,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from support import scratch_dir
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import cli
@@ -70,9 +72,9 @@ def check_topk(item: dict, labels: tuple[str, ...], k: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("upstream_ckpts")
-    return {VIDEO_MODEL: write_upstream_checkpoint(d, VIDEO_MODEL, seed=1)}
+def ckpts(tmp_path_factory) -> Iterator[dict[str, Path]]:
+    with scratch_dir(tmp_path_factory, "upstream_ckpts") as d:
+        yield {VIDEO_MODEL: write_upstream_checkpoint(d, VIDEO_MODEL, seed=1)}
 
 
 @pytest.fixture()

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import torch
 from reference import randomize_
+from support import scratch_dir
 from upstream_checkpoints import write_upstream_checkpoint
 
 import slowonly_zoo
@@ -80,11 +81,11 @@ def exported(request, tmp_path_factory):
     variant, fmt = request.param
     name = VARIANTS[variant]
     model = _model(name)
-    out = tmp_path_factory.mktemp(f"{variant}-{fmt}")
-    result = deploy.export_model(
-        model, get_model_info(name), out, fmt, view_shape=_view_shape(name), labels=get_model_info(name).labels
-    )
-    return variant, fmt, name, model, result
+    with scratch_dir(tmp_path_factory, f"{variant}-{fmt}") as out:
+        result = deploy.export_model(
+            model, get_model_info(name), out, fmt, view_shape=_view_shape(name), labels=get_model_info(name).labels
+        )
+        yield variant, fmt, name, model, result
 
 
 def test_the_variants_are_what_they_say():

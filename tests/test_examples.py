@@ -9,6 +9,7 @@ import re
 import runpy
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from support import scratch_dir
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import create_model
@@ -42,8 +44,9 @@ def run_example(script: str, *args: str, timeout: float = 300) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return write_upstream_checkpoint(tmp_path_factory.mktemp("example_ckpts"), MODEL, seed=21)
+def ckpt(tmp_path_factory) -> Iterator[Path]:
+    with scratch_dir(tmp_path_factory, "example_ckpts") as d:
+        yield write_upstream_checkpoint(d, MODEL, seed=21)
 
 
 def moving_bars(path: Path, direction: int, seed: int, frames: int = 16, size: tuple[int, int] = (48, 64)) -> Path:

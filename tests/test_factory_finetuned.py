@@ -4,8 +4,11 @@ without that record, or with tensors that disagree with it, the load stays a str
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
+from support import scratch_dir
 
 import slowonly_zoo
 from slowonly_zoo.errors import CheckpointMismatchError
@@ -19,12 +22,12 @@ NAMES = ("juggling", "unicycling", "yoyo")
 
 
 @pytest.fixture(scope="module")
-def finetuned(tmp_path_factory) -> tuple[dict[str, torch.Tensor], tuple]:
+def finetuned(tmp_path_factory) -> Iterator[tuple[dict[str, torch.Tensor], tuple]]:
     """A 3-way fine-tune as the trainer saves it (.safetensors + upstream-layout .pth, class names, head size)."""
     torch.manual_seed(0)
     state = build_architecture(get_model_info(ENTRY), num_classes=3).state_dict()
-    files = WorkDir(tmp_path_factory.mktemp("work")).save_epoch(state, CheckpointMeta(ENTRY, 1, 10, 3, NAMES))
-    return state, files
+    with scratch_dir(tmp_path_factory, "work") as work:
+        yield state, WorkDir(work).save_epoch(state, CheckpointMeta(ENTRY, 1, 10, 3, NAMES))
 
 
 def test_recorded_head_size_is_built_without_num_classes(finetuned):

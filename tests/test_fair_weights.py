@@ -7,12 +7,13 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from support import KEYS_DIR, require_shared
+from support import KEYS_DIR, require_shared, scratch_dir
 
 from slowonly_zoo import create_model
 from slowonly_zoo.errors import CheckpointMismatchError, UnsafeCheckpointError, WeightsNotFoundError
@@ -159,23 +160,24 @@ def ptv_8x8() -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def layouts(ptv_8x8: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def layouts(ptv_8x8: torch.nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """The random slow_r50 saved in each published layout: pytorchvideo ``.pyth``, PySlowFast-PTV ``.pyth``
     (``model.`` prefix) and a Caffe2 ``.pkl`` with PySlowFast's blob names (from the key map)."""
-    folder = tmp_path_factory.mktemp("fair")
-    state = ptv_8x8.state_dict()
-    paths = {
-        "pytorchvideo": folder / "SLOW_8x8_R50.pyth",
-        "pysf-ptv": folder / "pysf" / "SLOW_8x8_R50.pyth",
-        "caffe2": folder / "SLOWONLY_8x8_R50.pkl",
-    }
-    paths["pysf-ptv"].parent.mkdir()
-    torch.save({"model_state": state, "epoch": 196}, paths["pytorchvideo"])
-    torch.save({"model_state": {f"model.{k}": v for k, v in state.items()}}, paths["pysf-ptv"])
-    blobs = {r["caffe2_blob_guess"]: state[r["pytorchvideo_key"]].numpy() for r in _key_map() if r["caffe2_blob_guess"]}
-    blobs["model_iter"] = np.array([0])
-    paths["caffe2"].write_bytes(pickle.dumps({"blobs": blobs}, protocol=2))
-    return paths
+    with scratch_dir(tmp_path_factory, "fair") as folder:
+        state = ptv_8x8.state_dict()
+        paths = {
+            "pytorchvideo": folder / "SLOW_8x8_R50.pyth",
+            "pysf-ptv": folder / "pysf" / "SLOW_8x8_R50.pyth",
+            "caffe2": folder / "SLOWONLY_8x8_R50.pkl",
+        }
+        paths["pysf-ptv"].parent.mkdir()
+        torch.save({"model_state": state, "epoch": 196}, paths["pytorchvideo"])
+        torch.save({"model_state": {f"model.{k}": v for k, v in state.items()}}, paths["pysf-ptv"])
+        rows = [r for r in _key_map() if r["caffe2_blob_guess"]]
+        blobs = {r["caffe2_blob_guess"]: state[r["pytorchvideo_key"]].numpy() for r in rows}
+        blobs["model_iter"] = np.array([0])
+        paths["caffe2"].write_bytes(pickle.dumps({"blobs": blobs}, protocol=2))
+        yield paths
 
 
 def test_every_layout_loads_the_same_tensors(ptv_8x8: torch.nn.Module, layouts: dict[str, Path]) -> None:

@@ -12,12 +12,14 @@ import re
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from support import scratch_dir
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo import cli
@@ -30,25 +32,26 @@ SHORT_VIDEO = "cleaning_pool_32f.mp4"
 
 
 @pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return write_upstream_checkpoint(tmp_path_factory.mktemp("first_hour_ckpt"), MODEL, seed=5)
+def ckpt(tmp_path_factory) -> Iterator[Path]:
+    with scratch_dir(tmp_path_factory, "first_hour_ckpt") as d:
+        yield write_upstream_checkpoint(d, MODEL, seed=5)
 
 
 @pytest.fixture(scope="module")
-def user_weights(tmp_path_factory) -> tuple[Path, Path]:
+def user_weights(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
     """A user's fine-tuned checkpoint (mmaction2 format, a 3-way head, a name without a hash) and its labels."""
-    d = tmp_path_factory.mktemp("user_weights")
-    src = write_upstream_checkpoint(d, MODEL, seed=6)
-    ck = torch.load(src, map_location="cpu", weights_only=True)
-    sd = ck["state_dict"]
-    sd["cls_head.fc_cls.weight"] = sd["cls_head.fc_cls.weight"][:3].clone()
-    sd["cls_head.fc_cls.bias"] = sd["cls_head.fc_cls.bias"][:3].clone()
-    mine = d / "my_finetune.pth"
-    torch.save(ck, mine)
-    src.unlink()
-    labels = d / "labels.txt"
-    labels.write_text("pour\nstir\nwhisk\n", encoding="utf-8")
-    return mine, labels
+    with scratch_dir(tmp_path_factory, "user_weights") as d:
+        src = write_upstream_checkpoint(d, MODEL, seed=6)
+        ck = torch.load(src, map_location="cpu", weights_only=True)
+        sd = ck["state_dict"]
+        sd["cls_head.fc_cls.weight"] = sd["cls_head.fc_cls.weight"][:3].clone()
+        sd["cls_head.fc_cls.bias"] = sd["cls_head.fc_cls.bias"][:3].clone()
+        mine = d / "my_finetune.pth"
+        torch.save(ck, mine)
+        src.unlink()
+        labels = d / "labels.txt"
+        labels.write_text("pour\nstir\nwhisk\n", encoding="utf-8")
+        yield mine, labels
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, prelude: str = "") -> subprocess.CompletedProcess:

@@ -4,6 +4,7 @@ windows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from support import scratch_dir
 from upstream_checkpoints import write_upstream_checkpoint
 
 from slowonly_zoo.data.pipeline import TestPipeline
@@ -30,8 +32,9 @@ GYM_RGB = "slowonly_r50_4x16x1_gym99"
 
 
 @pytest.fixture(scope="module")
-def ckpt_dir(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("inference_ckpts")
+def ckpt_dir(tmp_path_factory) -> Iterator[Path]:
+    with scratch_dir(tmp_path_factory, "inference_ckpts") as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
