@@ -84,6 +84,70 @@ def test_folded_form_trains_like_the_conv3d():
     assert torch.allclose(grad, grad_ref, rtol=1e-4, atol=1e-5)
 
 
+def _conv3d_calls(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, int, int]]:
+    """The kernel sizes of the Conv3d modules that ran as Conv3d in ``model(x)``."""
+    calls: list[tuple[int, int, int]] = []
+    hooks = [
+        m.register_forward_hook(lambda m, *_: calls.append(m.kernel_size))
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv3d)
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return calls
+
+
+@pytest.mark.parametrize("variant", ["r50", "no_pool1"])
+def test_plain_module_runs_frame_wise_ops_as_2d_in_eval_only(variant):
+    """The plain ``create_model()`` module in eval mode on CPU: channels-last activations and every frame-wise conv
+    as its 2D form, with contiguous weights and the same state dict; in training mode every conv is a Conv3d."""
+    name, frames = VARIANTS[variant]
+    entry = get_model_info(name)
+    model = randomize_(build_architecture(entry), 5)
+    before = {k: (v.shape, v.data_ptr()) for k, v in model.state_dict().items()}
+    x = torch.randn(1, 3, frames, 32, 32, generator=torch.Generator().manual_seed(3))
+    every = [m.kernel_size for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert sorted(_conv3d_calls(model.train(), x)) == sorted(every)
+    assert _conv3d_calls(model.eval(), x) == [k for k in every if k[0] == 3], "only the temporal convs stay 3D"
+    assert {k: (v.shape, v.data_ptr()) for k, v in model.state_dict().items()} == before
+    assert all(p.is_contiguous() for p in model.parameters()), "weights keep their default layout"
+    with torch.no_grad():
+        features = model.backbone(x)
+    assert features.is_contiguous(memory_format=torch.channels_last_3d)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [((1, 3, 3), (1, 1, 1), (0, 1, 1)), ((1, 1, 1), (1, 2, 2), (0, 0, 0))]
+)
+def test_conv_bn_in_eval_gives_the_same_numbers_in_2d(kernel, stride, padding):
+    """ConvBN3d's 2D form (eval, channels-last input) against its Conv3d form (contiguous input), BN and ReLU
+    included; and the stem's max-pool likewise."""
+    from slowonly_zoo.models.layers import ConvBN3d
+    from slowonly_zoo.models.resnet3d import Stem
+
+    generator = torch.Generator().manual_seed(4)
+    block = ConvBN3d(8, 16, kernel, stride, padding)
+    randomize_(block, 6)
+    block.eval()
+    x = torch.randn(2, 8, 3, 11, 13, generator=generator)
+    with torch.no_grad():
+        ref = block(x)
+        out = block(x.contiguous(memory_format=torch.channels_last_3d))
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert ref.std() > 0.1 and _relative(out, ref) <= 1e-5
+    stem = randomize_(Stem(3, with_pool=True), 7).eval()
+    image = torch.randn(1, 3, 2, 21, 19, generator=generator)
+    with torch.no_grad():
+        pooled = stem(image.contiguous(memory_format=torch.channels_last_3d))
+        pooled_ref = stem(image)
+    assert pooled.shape == pooled_ref.shape == (1, 64, 2, 6, 5)
+    assert torch.equal(pooled, pooled_ref)
+
+
 def test_bf16_is_refused_where_the_cpu_would_emulate_it(monkeypatch):
     monkeypatch.delenv("SLOWONLY_ZOO_ALLOW_EMULATED_BF16", raising=False)
     cpu = torch.device("cpu")

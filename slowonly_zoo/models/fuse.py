@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import config
-from .layers import ConvBN3d
+from .layers import ConvBN3d, can_run_over_time, conv2d_over_time, max_pool2d_over_time, pool_runs_over_time, spatial
 
 logger = logging.getLogger("slowonly_zoo")
 
@@ -86,14 +85,9 @@ def fuse_batchnorm(model: nn.Module, inplace: bool = False) -> nn.Module:
 
 
 class Conv2dOverTime(nn.Module):
-    """A Conv3d whose temporal kernel is 1 (no temporal stride or padding), run as a Conv2d on ``(N*T, C, H, W)``.
-
-    Same numbers as the Conv3d (the same products and sums), but oneDNN's 2D channels-last kernels are much faster
-    on CPU than its 3D ones for these shapes (a 1x3x3 conv at 4x64x64 with 64 channels: about 5x in this project's
-    measurements). In channels-last 3D the fold is free: ``(N, C, T, H, W)`` in channels-last 3D and
-    ``(N*T, C, H, W)`` in channels-last 2D are the same memory, so no activation is copied. Holds the 5D ``weight``
-    and ``bias`` of the Conv3d it replaces (same state-dict keys and shapes).
-    """
+    """A Conv3d whose temporal kernel is 1 (no temporal stride or padding), run as a Conv2d on ``(N*T, C, H, W)``
+    (:func:`~slowonly_zoo.models.layers.conv2d_over_time`; the module docstring of ``models.layers`` says why).
+    Holds the 5D ``weight`` and ``bias`` of the Conv3d it replaces (same state-dict keys and shapes)."""
 
     def __init__(self, conv: nn.Conv3d) -> None:
         super().__init__()
@@ -101,23 +95,11 @@ class Conv2dOverTime(nn.Module):
             raise ValueError(f"{conv} has a temporal kernel, stride or padding; it cannot run as a Conv2d over time")
         self.weight = conv.weight
         self.bias = conv.bias
-        self.stride = cast(tuple[int, int, int], conv.stride)[1:]
-        self.padding = cast(tuple[int, int, int], conv.padding)[1:]
-        self.dilation = cast(tuple[int, int, int], conv.dilation)[1:]
+        self.stride, self.padding, self.dilation = (spatial(v) for v in (conv.stride, conv.padding, conv.dilation))
         self.groups = conv.groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, h, w = x.shape
-        y = F.conv2d(
-            x.transpose(1, 2).reshape(n * t, c, h, w),
-            self.weight[:, :, 0],
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            self.groups,
-        )
-        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
+        return conv2d_over_time(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class MaxPool2dOverTime(nn.Module):
@@ -125,42 +107,12 @@ class MaxPool2dOverTime(nn.Module):
 
     def __init__(self, pool: nn.MaxPool3d) -> None:
         super().__init__()
-        kernel, stride, padding = (_triple(v) for v in (pool.kernel_size, pool.stride, pool.padding))
-        self.kernel_size, self.stride, self.padding = kernel[1:], stride[1:], padding[1:]
+        sizes = (pool.kernel_size, pool.stride, pool.padding)
+        self.kernel_size, self.stride, self.padding = (spatial(v) for v in sizes)
         self.ceil_mode = pool.ceil_mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, h, w = x.shape
-        y = F.max_pool2d(
-            x.transpose(1, 2).reshape(n * t, c, h, w),
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            ceil_mode=self.ceil_mode,
-        )
-        return y.reshape(n, t, *y.shape[1:]).transpose(1, 2)
-
-
-def _triple(value: object) -> tuple[int, int, int]:
-    if isinstance(value, int):
-        return (value, value, value)
-    return cast(tuple[int, int, int], tuple(cast("tuple[int, ...]", value)))
-
-
-def can_run_over_time(conv: nn.Conv3d) -> bool:
-    """Whether ``conv`` only mixes within frames (temporal kernel 1, stride 1, padding 0)."""
-    return (
-        conv.kernel_size[0] == 1
-        and conv.stride[0] == 1
-        and not isinstance(conv.padding, str)
-        and conv.padding[0] == 0
-        and conv.padding_mode == "zeros"
-    )
-
-
-def _pool_over_time(pool: nn.MaxPool3d) -> bool:
-    kernel, stride, padding = (_triple(v) for v in (pool.kernel_size, pool.stride, pool.padding))
-    return kernel[0] == 1 and stride[0] == 1 and padding[0] == 0 and _triple(pool.dilation) == (1, 1, 1)
+        return max_pool2d_over_time(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
 
 
 def fold_time_into_batch(model: nn.Module) -> nn.Module:
@@ -171,7 +123,7 @@ def fold_time_into_batch(model: nn.Module) -> nn.Module:
         for name, child in list(parent.named_children()):
             if isinstance(child, nn.Conv3d) and can_run_over_time(child):
                 setattr(parent, name, Conv2dOverTime(child))
-            elif isinstance(child, nn.MaxPool3d) and not child.return_indices and _pool_over_time(child):
+            elif isinstance(child, nn.MaxPool3d) and pool_runs_over_time(child):
                 setattr(parent, name, MaxPool2dOverTime(child))
     return model
 
@@ -191,7 +143,8 @@ def optimize_for_inference(
     Args:
         fuse_bn: fold BatchNorm into the convolutions.
         channels_last: channels-last 3D weights (faster with cuDNN and, with ``time_as_batch``, with oneDNN on
-            CPU; see the README's Benchmarks section).
+            CPU; see the README's Benchmarks section). On CPU the eval-mode backbone runs channels-last activations
+            whatever this says (``models.layers``); without it the weights keep their default layout.
         time_as_batch: run every convolution and pool that works frame by frame (all but the temporal (3, 1, 1)
             convs) as its 2D form with the frames folded into the batch (:func:`fold_time_into_batch`). Only
             with ``channels_last`` (where the fold copies nothing); ignored otherwise.

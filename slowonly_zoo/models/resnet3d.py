@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import ConvBN3d
+from .layers import ConvBN3d, max_pool3d_frame_wise, pool_runs_over_time
 from .non_local import NonLocal3d
 
 STAGE_BLOCKS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
@@ -80,7 +80,11 @@ class Stem(ConvBN3d):
         self.pool = nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)) if with_pool else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(super().forward(x))
+        x = super().forward(x)
+        pool = self.pool
+        if isinstance(pool, nn.MaxPool3d) and pool_runs_over_time(pool) and self.folds_frames(x):
+            return max_pool3d_frame_wise(pool, x)
+        return pool(x)
 
 
 class SlowOnlyBackbone(nn.Module):
@@ -153,6 +157,10 @@ class SlowOnlyBackbone(nn.Module):
                 nn.init.zeros_(module.conv3.bn.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training and x.device.type == "cpu":
+            # eval on CPU: channels-last 3D activations, so that every frame-wise conv and pool runs as its 2D form
+            # (models.layers); contiguous weights are fine, the state dict does not change
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.stem(x)
         x = self.layer1(x)
         x = self.layer2(x)
